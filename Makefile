@@ -1,0 +1,51 @@
+# Two commands for a fresh machine: `make book` and `make test`.
+# Both create .venv from requirements.txt first (once; again when the requirements change).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ASSIGNMENTS := conv_basics cnn_vs_fc
+
+.PHONY: help setup book exercises test bench serve clean chromium
+
+help:
+	@echo "make book       build the course book into _build/html"
+	@echo "make test       run the whole test suite (builds the book, drives Chromium)"
+	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
+	@echo "make bench      run the benchmarks in bench/"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(STAMP)
+
+book: setup
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+exercises: setup
+	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
+
+# Debian's Chromium for the browser tests, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+test: setup chromium
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/bench_book.py
+	$(BIN)/python bench/bench_grading.py
+
+serve:
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000
+
+clean:
+	rm -rf _build
