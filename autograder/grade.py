@@ -1,0 +1,87 @@
+"""``python -m autograder grade``: grade one notebook or a whole class, in parallel, safely."""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from autograder import gradebook, runner
+from autograder.results import SubmissionResult, grades_csv, write_atomic
+from autograder.sandbox import Limits
+from autograder.sandbox.child import preload
+from autograder.submissions import find_notebooks, shard
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autograder grade", description=__doc__)
+    p.add_argument("assignment", help="conv_basics or cnn_vs_fc (a folder of autograder/suites)")
+    p.add_argument("submitted", type=Path, help="nbgrader's submitted/ folder, or one .ipynb file")
+    p.add_argument("--out", type=Path, default=Path("autograded"), help="where results go (default autograded/)")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="parallel graders")
+    p.add_argument("--timeout", type=float, default=Limits.submission_seconds, help="seconds per submission")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--force", action="store_true", help="grade again students already graded")
+    p.add_argument("--nbgrader-db", type=Path, help="also write the scores into this nbgrader gradebook")
+    p.add_argument("--shard", metavar="K/N", help="grade only the K-th of N slices of the class")
+    p.add_argument("--suites", type=Path, default=runner.SUITES, help=argparse.SUPPRESS)
+    return p
+
+
+def cuda_present() -> bool:
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # answers without initialising CUDA (fork-safe)
+    import torch
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    return ("cuda" if cuda_present() else "cpu") if device == "auto" else device
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not (args.suites / args.assignment).is_dir():
+        p.error(f"no hidden suite for {args.assignment!r} in {args.suites}")
+    if not args.submitted.exists():
+        p.error(f"{args.submitted} does not exist")
+    try:
+        runner.check_hidden(args.suites)
+        notebooks = find_notebooks(args.submitted, args.assignment)
+        students = shard(sorted(notebooks), args.shard)
+    except (runner.GraderError, ValueError) as error:
+        p.error(str(error))
+    device = resolve_device(args.device)
+    if device == "cuda" and not cuda_present():
+        p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
+    workers = max(1, min(args.workers, len(students) or 1))
+    limits = Limits(submission_seconds=args.timeout)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, threads, args.force)
+            for s in students]
+    preload()  # once, before the workers fork: torch is imported once per grading run
+    failures = []
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        progress = tqdm(pool.imap_unordered(runner.grade_in_fork, jobs), total=len(jobs), unit="notebook",
+                        desc=f"grading {args.assignment} on {device}", file=sys.stderr)
+        for student, code, message in progress:
+            if code not in (runner.GRADED, runner.SKIPPED):
+                failures.append(f"{student}: {message or f'grading exited with status {code}'}")
+    results = collect(args.out, args.assignment)
+    write_atomic(args.out / "grades.csv", grades_csv(results))
+    if args.nbgrader_db:
+        gradebook.record(args.nbgrader_db, results)
+    for failure in failures:
+        print(f"could not grade {failure}", file=sys.stderr)
+    print(f"{len(results)} graded in {args.out} ({len(failures)} could not be graded); "
+          f"grades in {args.out / 'grades.csv'}")
+    return 0
+
+
+def collect(out: Path, assignment: str) -> list[SubmissionResult]:
+    results = (SubmissionResult.read(path) for path in sorted(out.glob("*/results.json")))
+    return [r for r in results if r.assignment == assignment]

@@ -1,0 +1,115 @@
+"""One results type for a graded submission, with every output format as a method."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CSV_FIELDS = ["student", "assignment", "score", "max_score", "tests_passed", "tests_failed", "execution_time"]
+
+
+@dataclass
+class TestResult:
+    name: str                      # "corr2d: stride (2, 3) on a 7×9 input"
+    score: float
+    max_score: float
+    status: str                    # "passed", "failed" or "skipped"
+    output: str = ""
+    visibility: str = "visible"
+
+
+@dataclass
+class SubmissionResult:
+    student: str
+    assignment: str
+    tests: list[TestResult] = field(default_factory=list)
+    execution_time: float = 0.0
+    output: str = ""               # notes for the student: cell errors, crashes, the notebook's output
+    notebook_sha256: str = ""
+
+    @property
+    def graded(self) -> list[TestResult]:
+        return [t for t in self.tests if t.status != "skipped"]
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.graded), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_score for t in self.graded), 6)
+
+    def to_gradescope_dict(self) -> dict:
+        """Gradescope's results.json; skipped tests (no GPU here) are listed in the output only."""
+        skipped = [t.name for t in self.tests if t.status == "skipped"]
+        output = self.output + ("\nSkipped on this machine: " + "; ".join(skipped) if skipped else "")
+        return {
+            "score": self.score,
+            "execution_time": round(self.execution_time, 3),
+            "output": output.strip(),
+            "tests": [{k: v for k, v in asdict(t).items()} for t in self.graded],
+            "extra_data": {"student": self.student, "assignment": self.assignment,
+                           "max_score": self.max_score, "notebook_sha256": self.notebook_sha256,
+                           "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
+        }
+
+    @classmethod
+    def from_gradescope_dict(cls, data: dict) -> "SubmissionResult":
+        extra = data.get("extra_data", {})
+        tests = [TestResult(**t) for t in data["tests"]] + [TestResult(**t) for t in extra.get("skipped", [])]
+        return cls(student=extra["student"], assignment=extra["assignment"], tests=tests,
+                   execution_time=data.get("execution_time", 0.0), output=data.get("output", ""),
+                   notebook_sha256=extra.get("notebook_sha256", ""))
+
+    def csv_row(self) -> dict:
+        return {"student": self.student, "assignment": self.assignment, "score": self.score,
+                "max_score": self.max_score, "tests_passed": sum(t.status == "passed" for t in self.tests),
+                "tests_failed": sum(t.status == "failed" for t in self.tests),
+                "execution_time": round(self.execution_time, 2)}
+
+    def feedback_text(self) -> str:
+        """What the student reads: the score, then each test with what went wrong."""
+        lines = [f"{self.assignment} — {self.student}", f"Score: {self.score:g} / {self.max_score:g}", ""]
+        for test in self.tests:
+            mark = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[test.status]
+            lines.append(f"[{mark}] {test.name} ({test.score:g}/{test.max_score:g})")
+            lines.extend("    " + line for line in test.output.splitlines() if test.status != "passed")
+        if self.output:
+            lines += ["", "Notes:", self.output]
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path) -> None:
+        """``results.json`` and ``feedback.txt`` in ``folder``, each replaced atomically."""
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "results.json", json.dumps(self.to_gradescope_dict(), indent=2, ensure_ascii=False))
+        write_atomic(folder / "feedback.txt", self.feedback_text())
+
+    @classmethod
+    def read(cls, path: Path) -> "SubmissionResult":
+        return cls.from_gradescope_dict(json.loads(path.read_text()))
+
+
+def grades_csv(results: list[SubmissionResult]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for result in sorted(results, key=lambda r: (r.assignment, r.student)):
+        writer.writerow(result.csv_row())
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

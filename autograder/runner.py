@@ -1,0 +1,126 @@
+"""Grade one submission: a sandbox for its code, the hidden suite on the trusted side.
+
+:func:`grade_in_fork` is what a worker runs per submission. The worker itself stays clean
+(torch imported, nothing read): a fresh fork reads the notebook, forks the sandbox from that
+still-clean state, and only then imports the hidden suite and runs it under pytest.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from autograder.notebook import read_submission
+from autograder.plugin import GradingPlugin
+from autograder.results import SubmissionResult
+from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox.confine import readable_paths
+
+SUITES = Path(__file__).resolve().parent / "suites"
+GRADED, SKIPPED, FAILED = 0, 3, 4  # exit codes of a grading fork
+
+
+class GraderError(RuntimeError):
+    """The grader itself cannot grade (a broken suite, an unsafe layout): the instructor's problem."""
+
+
+@dataclass(frozen=True)
+class Job:
+    student: str
+    assignment: str
+    notebook: Path
+    out: Path
+    suites: Path = SUITES
+    device: str = "cpu"
+    limits: Limits = Limits()
+    threads: int = 1
+    force: bool = False
+
+
+def check_hidden(suite: Path) -> None:
+    """Refuse to grade when a sandbox could read the hidden suite (e.g. installed in site-packages)."""
+    for allowed in readable_paths():
+        if suite.resolve().is_relative_to(Path(allowed).resolve()):
+            raise GraderError(f"the hidden suite {suite} lies inside {allowed}, which submissions may read")
+
+
+def grade(job: Job) -> SubmissionResult:
+    started = time.monotonic()
+    submission = read_submission(job.notebook, job.student, job.assignment)
+    sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, threads=job.threads,
+                      load_error=submission.error)
+    if not submission.error:
+        sandbox.start()
+    plugin = GradingPlugin(sandbox, job.device)
+    suite = job.suites / job.assignment
+    with tempfile.TemporaryFile("w+") as log:
+        code = run_quietly(log, [str(suite), "-c", str(job.suites / "pytest.ini"), "--rootdir", str(job.suites)],
+                           plugin)
+        sandbox.close()
+        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
+            log.seek(0)
+            raise GraderError(f"the hidden suite {suite} did not run (pytest exit code {int(code)}):\n"
+                              f"{log.read()[-3000:]}")
+    notes = [submission.error] if submission.error else sandbox.notes
+    output = "\n".join(notes)
+    if sandbox.output.strip():
+        output += "\n\nYour notebook printed:\n" + sandbox.output
+    return SubmissionResult(job.student, job.assignment, plugin.results, time.monotonic() - started,
+                            output.strip(), submission.sha256)
+
+
+def run_quietly(log, args: list[str], plugin: GradingPlugin) -> int:
+    """pytest.main with its terminal output sent to ``log`` instead of the grader's console."""
+    saved = os.dup(1), os.dup(2)
+    sys.stdout.flush(), sys.stderr.flush()
+    os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+    try:
+        return pytest.main(args, plugins=[plugin])
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        os.close(saved[0]), os.close(saved[1])
+
+
+def already_graded(job: Job) -> bool:
+    results = job.out / job.student / "results.json"
+    if job.force or not results.exists():
+        return False
+    previous = SubmissionResult.read(results)
+    return previous.notebook_sha256 == read_submission(job.notebook, job.student, job.assignment).sha256
+
+
+def grade_in_fork(job: Job) -> tuple[str, int, str]:
+    """Grade ``job`` in a forked process; returns (student, exit code, error message)."""
+    read_error, write_error = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_error)
+        code = FAILED
+        try:
+            if already_graded(job):
+                code = SKIPPED
+            else:
+                grade(job).write(job.out / job.student)
+                code = GRADED
+        except BaseException as error:  # noqa: BLE001 - reported to the parent, never lost
+            os.write(write_error, f"{type(error).__name__}: {error}".encode()[:8000])
+        finally:
+            os._exit(code)
+    os.close(write_error)
+    deadline = time.monotonic() + job.limits.submission_seconds + job.limits.start_seconds + 120
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(read_error)
+            return job.student, FAILED, "grading did not finish in time"
+        time.sleep(0.02)
+    with os.fdopen(read_error, "rb") as pipe:
+        message = pipe.read().decode("utf-8", "replace")
+    return job.student, os.waitstatus_to_exitcode(status[1]), message

@@ -1,0 +1,87 @@
+"""Confine the current (sandbox) process: its own session, resource limits, Landlock, no root.
+
+Runs in the sandbox process before any submission code, in this order: limits are set while
+still privileged, Landlock is applied, then root (if we are root) is dropped for good.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+
+from autograder.sandbox import landlock
+from autograder.sandbox.limits import Limits
+
+SYSTEM_READ_ONLY = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+DEVICES = ("/dev",)
+
+
+def readable_paths() -> list[str]:
+    """Folders the submission may read: the system, Python's installation and its packages."""
+    python = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    python.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
+    return sorted(set(SYSTEM_READ_ONLY) | {p for p in python if p and os.path.isdir(p)})
+
+
+def sandbox_uid() -> int | None:
+    """A user id of its own for this grader process's sandbox when we are root, else None.
+
+    A private uid makes the process limit per sandbox, and lets the grader kill every process
+    the submission started (``kill(-1)`` as that uid), even ones that left its session.
+    """
+    return 100_000 + os.getpid() if os.geteuid() == 0 else None
+
+
+def processes_in_use(uid: int) -> int:
+    """Threads currently running as ``uid`` (RLIMIT_NPROC counts them all)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+            except OSError:
+                continue
+    return count
+
+
+def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], cpu_seconds: int,
+            device: str) -> list[str]:
+    """Apply every restriction; returns warnings about the ones this machine cannot enforce."""
+    warnings = []
+    os.umask(0o077)
+    shared_uid = os.getuid() if uid is None else None
+    nproc = limits.processes + (processes_in_use(shared_uid) if shared_uid is not None else 0)
+    rlimits = {
+        resource.RLIMIT_NPROC: nproc,
+        resource.RLIMIT_CPU: cpu_seconds,
+        resource.RLIMIT_FSIZE: limits.file_mb * 2**20,
+        resource.RLIMIT_NOFILE: limits.open_files,
+        resource.RLIMIT_CORE: 0,
+    }
+    if device == "cpu":  # CUDA reserves huge address ranges: the grader watches its memory instead
+        rlimits[resource.RLIMIT_AS] = _address_space_in_use() + limits.memory_mb * 2**20
+    for which, value in rlimits.items():
+        resource.setrlimit(which, (value, value))
+    try:
+        landlock.restrict(read_only=readable, read_write=[workdir, *DEVICES])
+    except OSError as error:
+        warnings.append(f"filesystem isolation unavailable ({error}); hidden tests are protected "
+                        "only by file permissions")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    os.chdir(workdir)
+    os.environ.clear()
+    os.environ.update(HOME=workdir, TMPDIR=workdir, USER="student", LOGNAME="student", MPLBACKEND="Agg",
+                      MPLCONFIGDIR=workdir, PATH="/usr/bin:/bin", PYTHONDONTWRITEBYTECODE="1")
+    return warnings
+
+
+def _address_space_in_use() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0

@@ -1,0 +1,230 @@
+"""The grader's handle on one submission's sandbox: start it, call into it, kill it.
+
+A sandbox is a child process running the submission's cells (:mod:`.child`). The first one
+is forked from a clean process (torch already imported, no hidden test loaded yet); a
+replacement, after a timeout or a crash, is a fresh interpreter, so the suite's memory never
+reaches submission code. Every failure caused by the submission is raised as a
+:class:`SubmissionError`, which the suite's tests report as a failed test with its message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+from autograder.sandbox import channel, child
+from autograder.sandbox.confine import readable_paths, sandbox_uid
+from autograder.sandbox.limits import Limits
+
+MAX_STARTS = 4
+
+
+class SubmissionError(AssertionError):
+    """The submission failed: it raised, is missing a name, timed out, crashed or sent junk."""
+
+
+class Sandbox:
+    """Runs ``cells`` (a list of ``(index, source)``) in a confined process, on demand."""
+
+    def __init__(self, cells: list[tuple[int, str]], *, device: str = "cpu", limits: Limits = Limits(),
+                 threads: int = 1, load_error: str = "") -> None:
+        self.cells, self.device, self.limits, self.threads = cells, device, limits, threads
+        self.broken = load_error  # set: every request fails at once with this message
+        self.deadline = time.monotonic() + limits.submission_seconds
+        self.readable = readable_paths()
+        self.uid = sandbox_uid()
+        self.starts = 0
+        self.notes: list[str] = []  # warnings, cell errors, crashes: shown in the feedback
+        self._output = bytearray()
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._sock: socket.socket | None = None
+        self._workdir = ""
+        self._memory_exceeded = False
+
+    # -- what tests use -------------------------------------------------------------------
+    def call(self, name: str, *args, timeout: float | None = None, **kwargs):
+        """``name(*args, **kwargs)`` in the submission; returns its value as plain data."""
+        return self._request({"op": "call", "name": name, "args": list(args), "kwargs": kwargs},
+                             timeout, what=f"`{name}`")
+
+    def run(self, code: str, *, timeout: float | None = None, what: str = "the grader's check", **inputs):
+        """Execute ``code`` with the notebook's names and ``inputs`` in scope; returns its ``result``."""
+        return self._request({"op": "run", "code": code, "inputs": inputs}, timeout, what=what)
+
+    @property
+    def output(self) -> str:
+        with self._lock:
+            text = self._output.decode("utf-8", "replace")
+        return text + (f"\n[... {self._dropped:,} more bytes of output dropped]" if self._dropped else "")
+
+    def start(self) -> None:
+        """Run the notebook now (before the suite is imported), so the first sandbox is forked clean."""
+        try:
+            self._request_start()
+        except SubmissionError:
+            pass  # `broken` holds the reason; every test will fail with it
+
+    def close(self) -> None:
+        if self._pid:
+            self._stop()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _request_start(self) -> None:
+        if not self._pid:
+            self._start()
+
+    def _request(self, message: dict, timeout: float | None, what: str):
+        self._request_start()
+        deadline = self._deadline(timeout)
+        try:
+            self._sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            self._sock.sendall(channel.encode(message))
+            reply = channel.recv(self._sock, deadline)
+        except (channel.ChannelTimeout, TimeoutError):
+            self._stop()
+            raise SubmissionError(self._timeout_message(what, timeout)) from None
+        except (channel.ChannelClosed, OSError):
+            ended = self._stop()
+            self.notes.append(ended)
+            raise SubmissionError(f"{what} did not return: {ended}") from None
+        except channel.ChannelError as error:
+            self._stop()
+            raise SubmissionError(f"{what} sent back {error}") from None
+        if not reply["ok"]:
+            raise SubmissionError(reply["message"] if reply["missing"] else f"{what} raised an exception:\n"
+                                  f"{reply['message']}")
+        return reply["value"]
+
+    def _deadline(self, timeout: float | None) -> float:
+        if self.broken:
+            raise SubmissionError(self.broken)
+        if time.monotonic() >= self.deadline:
+            self.broken = f"the submission used up its {self.limits.submission_seconds:g} s of grading time"
+            raise SubmissionError(self.broken)
+        return min(time.monotonic() + (timeout or self.limits.call_seconds), self.deadline)
+
+    def _timeout_message(self, what: str, timeout: float | None) -> str:
+        if time.monotonic() >= self.deadline:
+            self.broken = f"the submission used up its {self.limits.submission_seconds:g} s of grading time"
+            return self.broken
+        return f"{what} did not finish within {timeout or self.limits.call_seconds:g} s (time limit)"
+
+    def _start(self) -> None:
+        deadline = self._deadline(self.limits.start_seconds)
+        if self.starts >= MAX_STARTS:
+            self.broken = f"the notebook's process had to be restarted {MAX_STARTS} times; grading stopped"
+            raise SubmissionError(self.broken)
+        self.starts += 1
+        self._workdir = tempfile.mkdtemp(prefix="sandbox-")
+        if self.uid is not None:
+            os.chown(self._workdir, self.uid, self.uid)
+        parent, sandbox_end = socket.socketpair()
+        read_end, write_end = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the sandbox
+            try:
+                parent.close()
+                os.close(read_end)
+                if self.starts == 1:  # forked from a clean process: no hidden test is in memory yet
+                    child.main(sandbox_end.fileno(), write_end)
+                else:
+                    os.set_inheritable(sandbox_end.fileno(), True)
+                    os.set_inheritable(write_end, True)
+                    os.execv(sys.executable, [sys.executable, "-m", "autograder.sandbox",
+                                              str(sandbox_end.fileno()), str(write_end)])
+            finally:
+                os._exit(70)
+        sandbox_end.close()
+        os.close(write_end)
+        self._sock = parent
+        threading.Thread(target=self._collect_output, args=(read_end,), daemon=True).start()
+        if self.device == "cuda":
+            threading.Thread(target=self._watch_memory, args=(self._pid,), daemon=True).start()
+        cpu_seconds = int(self.deadline - time.monotonic()) + 5
+        try:
+            channel.send(parent, {"cells": self.cells, "limits": dataclasses.asdict(self.limits), "workdir": self._workdir,
+                                  "uid": self.uid, "readable": self.readable, "cpu_seconds": cpu_seconds,
+                                  "device": self.device, "threads": self.threads, "gpu_fraction": 0.4})
+            ready = channel.recv(parent, deadline)
+        except channel.ChannelTimeout:
+            self._stop()
+            self.broken = ("running the notebook's cells did not finish within "
+                           f"{self.limits.start_seconds:g} s (time limit); does a cell train or loop forever?")
+            raise SubmissionError(self.broken) from None
+        except (channel.ChannelClosed, channel.ChannelError, OSError):
+            self.broken = f"running the notebook's cells failed: {self._stop()}"
+            raise SubmissionError(self.broken) from None
+        for note in ready["warnings"] + ready["cell_errors"]:
+            if note not in self.notes:
+                self.notes.append(note)
+
+    def _stop(self) -> str:
+        """Kill the sandbox and everything it started; returns how it ended, for messages."""
+        if not self._pid:
+            return "the notebook's process is not running"
+        self._kill_all()
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = 0
+        self._sock.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        return f"the notebook's process {self._describe_end(status)}"
+
+    def _kill_all(self) -> None:
+        if self.uid is not None:  # every process of the sandbox's own uid, wherever it went
+            sweeper = os.fork()
+            if sweeper == 0:
+                try:
+                    os.setresuid(self.uid, self.uid, self.uid)
+                    os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+            os.waitpid(sweeper, 0)
+        try:
+            os.killpg(self._pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _describe_end(self, status: int) -> str:
+        if self._memory_exceeded:
+            return f"was stopped: it used more than {self.limits.memory_mb} MB of memory"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU:
+                return "was stopped: it used up its CPU time"
+            if sig == signal.SIGKILL:
+                return "was killed (SIGKILL: the grader's time limit, the memory limit or the system)"
+            return f"was killed by signal {signal.Signals(sig).name}"
+        code = os.waitstatus_to_exitcode(status)
+        return f"exited with status {code} (does the notebook call sys.exit, os._exit or exit?)"
+
+    # -- watchers ---------------------------------------------------------------------------
+    def _collect_output(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                with self._lock:
+                    room = self.limits.output_bytes - len(self._output)
+                    self._output += chunk[:max(room, 0)]
+                    self._dropped += max(len(chunk) - max(room, 0), 0)
+
+    def _watch_memory(self, pid: int) -> None:
+        """On CUDA (no address-space limit) kill a sandbox whose resident memory passes the cap."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        while self._pid == pid:
+            try:
+                with open(f"/proc/{pid}/statm") as statm:
+                    resident = int(statm.read().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                return
+            if resident > self.limits.memory_mb * 2**20 + 4 * 2**30:  # + the CUDA runtime's own share
+                self._memory_exceeded = True
+                self._kill_all()
+                return
+            time.sleep(0.1)

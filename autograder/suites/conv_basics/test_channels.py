@@ -1,0 +1,31 @@
+"""Hidden tests of corr2d_multi_in_out(X, K): X (C_in, H, W), K (C_out, C_in, kh, kw)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autograder.expect import expect_tensor
+
+torch.manual_seed(1)
+
+CASES = {
+    "2 input and 3 output channels, 2×2 kernels": ((2, 4, 5), (3, 2, 2, 2)),
+    "1×1 kernels mixing 3 channels into 2": ((3, 4, 4), (2, 3, 1, 1)),
+    "1 input and 1 output channel, a 3×2 kernel": ((1, 5, 6), (1, 1, 3, 2)),
+}
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("case", CASES)
+def test_channels(submission, case):
+    """corr2d_multi_in_out: {case}"""
+    x_shape, k_shape = CASES[case]
+    X, K = torch.randn(x_shape), torch.randn(k_shape)
+    expect_tensor(submission.call("corr2d_multi_in_out", X, K), F.conv2d(X[None], K)[0],
+                  f"corr2d_multi_in_out(X, K) with X of shape {x_shape}, K of shape {k_shape}")
+
+
+def test_dtype(submission):
+    """corr2d_multi_in_out: a float64 input stays float64"""
+    X, K = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 2, 2, 2, dtype=torch.float64)
+    expect_tensor(submission.call("corr2d_multi_in_out", X, K), F.conv2d(X[None], K)[0],
+                  "corr2d_multi_in_out(X, K) with float64 X (2, 3, 3) and K (2, 2, 2, 2)")

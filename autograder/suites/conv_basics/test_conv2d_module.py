@@ -1,0 +1,60 @@
+"""Hidden tests of the Conv2D(kernel_size) module built on corr2d."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autograder.expect import expect_equal, expect_tensor
+
+PARAMETERS = "net = Conv2D(kernel_size)\nresult = {name: tuple(p.shape) for name, p in net.named_parameters()}"
+
+FORWARD = """
+net = Conv2D((2, 3))
+with torch.no_grad():
+    net.weight.copy_(K)
+    net.bias.fill_(0.5)
+result = net(X)
+"""
+
+# The grader's own training loop: squared error, plain gradient descent, the student's module.
+LEARN = """
+import torch
+torch.manual_seed(0)
+net = Conv2D((1, 2))
+for step in range(steps):
+    loss = ((net(X) - Y) ** 2).sum()
+    net.zero_grad()
+    loss.backward()
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= lr * p.grad
+result = (net.weight.detach(), net.bias.detach())
+"""
+
+
+@pytest.mark.parametrize("kernel_size", [(2, 3), (1, 2)])
+def test_parameters(submission, kernel_size):
+    """Conv2D: Conv2D({kernel_size}) has parameters weight {kernel_size} and bias (1,)"""
+    got = submission.run(PARAMETERS, kernel_size=kernel_size, what=f"Conv2D({kernel_size})")
+    expect_equal(got, {"weight": kernel_size, "bias": (1,)}, f"parameter shapes of Conv2D({kernel_size})",
+                 "wrong parameters")
+
+
+def test_forward(submission):
+    """Conv2D: forward is corr2d(x, weight) + bias"""
+    X, K = torch.randn(5, 6), torch.randn(2, 3)
+    expected = F.conv2d(X[None, None], K[None, None])[0, 0] + 0.5
+    expect_tensor(submission.run(FORWARD, X=X, K=K, what="Conv2D((2, 3)) forward"), expected,
+                  "Conv2D((2, 3)) with weight K and bias 0.5, applied to a 5×6 X")
+
+
+@pytest.mark.points(2)
+def test_learns_edge_kernel(submission):
+    """Conv2D: learns the edge-detecting kernel [[1, -1]] by gradient descent"""
+    X = torch.ones(6, 8)
+    X[:, 2:6] = 0
+    Y = F.conv2d(X[None, None], torch.tensor([[[[1.0, -1.0]]]]))[0, 0]
+    weight, bias = submission.run(LEARN, X=X, Y=Y, lr=0.01, steps=100, what="training Conv2D((1, 2))")
+    assert isinstance(weight, torch.Tensor) and weight.shape == (1, 2), f"weight came back as {weight!r}"
+    assert torch.allclose(weight, torch.tensor([[1.0, -1.0]]), atol=0.1) and abs(float(bias)) < 0.1, (
+        "after 100 steps of gradient descent (lr 0.01, squared error) on a 6×8 edge image, Conv2D((1, 2)) "
+        f"should have learned weight [[1, -1]] and bias 0\ngot: weight {weight.tolist()}, bias {bias.tolist()}")
