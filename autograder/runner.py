@@ -38,7 +38,6 @@ class Job:
     suites: Path = SUITES
     device: str = "cpu"
     limits: Limits = Limits()
-    threads: int = 1
     force: bool = False
 
 
@@ -52,8 +51,7 @@ def check_hidden(suite: Path) -> None:
 def grade(job: Job) -> SubmissionResult:
     started = time.monotonic()
     submission = read_submission(job.notebook, job.student, job.assignment)
-    sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, threads=job.threads,
-                      load_error=submission.error)
+    sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, load_error=submission.error)
     if not submission.error:
         sandbox.start()
     plugin = GradingPlugin(sandbox, job.device)

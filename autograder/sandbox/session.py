@@ -33,8 +33,8 @@ class Sandbox:
     """Runs ``cells`` (a list of ``(index, source)``) in a confined process, on demand."""
 
     def __init__(self, cells: list[tuple[int, str]], *, device: str = "cpu", limits: Limits = Limits(),
-                 threads: int = 1, load_error: str = "") -> None:
-        self.cells, self.device, self.limits, self.threads = cells, device, limits, threads
+                 load_error: str = "") -> None:
+        self.cells, self.device, self.limits = cells, device, limits
         self.broken = load_error  # set: every request fails at once with this message
         self.deadline = time.monotonic() + limits.submission_seconds
         self.readable = readable_paths()
@@ -152,7 +152,7 @@ class Sandbox:
         try:
             channel.send(parent, {"cells": self.cells, "limits": dataclasses.asdict(self.limits), "workdir": self._workdir,
                                   "uid": self.uid, "readable": self.readable, "cpu_seconds": cpu_seconds,
-                                  "device": self.device, "threads": self.threads, "gpu_fraction": 0.4})
+                                  "device": self.device, "gpu_fraction": 0.4})
             ready = channel.recv(parent, deadline)
         except channel.ChannelTimeout:
             self._stop()

@@ -1,0 +1,74 @@
+"""The grader's own reference: the architectures and the two loops, used only on the trusted side."""
+import torch
+from torch import nn
+
+CONVNET_LAYERS = [
+    ("conv1", "Conv2d(1, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"),
+    ("max1", "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"),
+    ("conv2", "Conv2d(16, 32, kernel_size=(3, 3), stride=(1, 1))"),
+    ("max2", "MaxPool2d(kernel_size=2, stride=2, padding=1, dilation=1, ceil_mode=False)"),
+    ("conv3", "Conv2d(32, 64, kernel_size=(1, 1), stride=(1, 1))"),
+    ("conv4", "Conv2d(64, 4, kernel_size=(5, 5), stride=(1, 1))"),
+    ("flatten", "Flatten(start_dim=1, end_dim=-1)"),
+    ("linear1", "Linear(in_features=36, out_features=10, bias=True)"),
+]
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1)
+        self.max1 = nn.MaxPool2d(2, 2, 0)
+        self.conv2 = nn.Conv2d(16, 32, 3, 1, 0)
+        self.max2 = nn.MaxPool2d(2, 2, 1)
+        self.conv3 = nn.Conv2d(32, 64, 1, 1, 0)
+        self.conv4 = nn.Conv2d(64, 4, 5, 1, 0)
+        self.flatten = nn.Flatten()
+        self.linear1 = nn.Linear(36, 10)
+
+    def forward(self, x):
+        for layer in self.children():
+            x = layer(x)
+        return x
+
+
+class FCNet(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(28 * 28, hidden)
+        self.fc2 = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+def from_state_dict(state: dict) -> nn.Module:
+    """The reference net that matches a submission's state dict (strictly), weights loaded."""
+    net = ConvNet() if "conv1.weight" in state else FCNet(hidden=state["fc1.weight"].shape[0])
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def train_one_epoch(model, batches, optimizer, criterion):
+    model.train()
+    total, count = 0.0, 0
+    for X, y in batches:
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / count
+
+
+@torch.no_grad()
+def evaluate(model, batches, criterion):
+    model.eval()
+    total, correct, count = 0.0, 0, 0
+    for X, y in batches:
+        logits = model(X)
+        total += criterion(logits, y).item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    return total / count, correct / count
