@@ -117,8 +117,16 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
             os.close(read_error)
-            return job.student, FAILED, "grading did not finish in time"
+            return failed(job, "grading did not finish in time")
         time.sleep(0.02)
     with os.fdopen(read_error, "rb") as pipe:
         message = pipe.read().decode("utf-8", "replace")
-    return job.student, os.waitstatus_to_exitcode(status[1]), message
+    code = os.waitstatus_to_exitcode(status[1])
+    return (job.student, code, message) if code in (GRADED, SKIPPED) else failed(job, message or f"status {code}")
+
+
+def failed(job: Job, message: str) -> tuple[str, int, str]:
+    """Record a submission the grader could not grade, so it is never silently missing."""
+    SubmissionResult(job.student, job.assignment, output=f"This submission could not be graded: {message}. "
+                     "Your instructor has been told.").write(job.out / job.student)
+    return job.student, FAILED, message

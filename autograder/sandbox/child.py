@@ -96,7 +96,10 @@ def answer(request: dict, namespace: dict) -> dict:
             value = scope.get("result")
         return {"ok": True, "value": plain(value)}
     except BaseException as error:  # noqa: BLE001
-        return {"ok": False, "missing": isinstance(error, NameError), "message": describe(error)}
+        name = getattr(error, "name", None) if isinstance(error, NameError) else None
+        if name and name not in namespace:
+            return {"ok": False, "missing": True, "message": f"the notebook does not define `{name}`"}
+        return {"ok": False, "missing": False, "message": describe(error)}
 
 
 def describe(error: BaseException) -> str:

@@ -22,7 +22,8 @@ from autograder.sandbox import channel, child
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
-MAX_STARTS = 4
+SPARES = 4      # clean replacements forked up front; later ones start a fresh interpreter
+MAX_STARTS = 16
 
 
 class SubmissionError(AssertionError):
@@ -46,6 +47,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._pid = 0
         self._sock: socket.socket | None = None
+        self._spares: list[tuple[int, socket.socket, int]] = []
         self._workdir = ""
         self._memory_exceeded = False
 
@@ -66,7 +68,11 @@ class Sandbox:
         return text + (f"\n[... {self._dropped:,} more bytes of output dropped]" if self._dropped else "")
 
     def start(self) -> None:
-        """Run the notebook now (before the suite is imported), so the first sandbox is forked clean."""
+        """Run the notebook now, before the suite is imported: this sandbox and its spares
+        (replacements after a crash or a timeout) are forked while this process is clean."""
+        if self.broken:
+            return
+        self._spares = [self._fork(clean=True) for _ in range(1 + SPARES)]
         try:
             self._request_start()
         except SubmissionError:
@@ -75,6 +81,12 @@ class Sandbox:
     def close(self) -> None:
         if self._pid:
             self._stop()
+        for pid, sock, read_end in self._spares:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            sock.close()
+            os.close(read_end)
+        self._spares = []
 
     # -- lifecycle --------------------------------------------------------------------------
     def _request_start(self) -> None:
@@ -104,38 +116,34 @@ class Sandbox:
         return reply["value"]
 
     def _deadline(self, timeout: float | None) -> float:
-        if self.broken:
-            raise SubmissionError(self.broken)
-        if time.monotonic() >= self.deadline:
-            self.broken = f"the submission used up its {self.limits.submission_seconds:g} s of grading time"
+        if self.broken or self._out_of_time():
             raise SubmissionError(self.broken)
         return min(time.monotonic() + (timeout or self.limits.call_seconds), self.deadline)
 
+    def _out_of_time(self) -> bool:
+        """True (and ``broken`` set) once the submission's whole time budget is spent."""
+        if time.monotonic() < self.deadline:
+            return False
+        self.broken = f"the submission used up its time limit ({self.limits.submission_seconds:g} s for all its tests)"
+        return True
+
     def _timeout_message(self, what: str, timeout: float | None) -> str:
-        if time.monotonic() >= self.deadline:
-            self.broken = f"the submission used up its {self.limits.submission_seconds:g} s of grading time"
+        if self._out_of_time():
             return self.broken
         return f"{what} did not finish within {timeout or self.limits.call_seconds:g} s (time limit)"
 
-    def _start(self) -> None:
-        deadline = self._deadline(self.limits.start_seconds)
-        if self.starts >= MAX_STARTS:
-            self.broken = f"the notebook's process had to be restarted {MAX_STARTS} times; grading stopped"
-            raise SubmissionError(self.broken)
-        self.starts += 1
-        self._workdir = tempfile.mkdtemp(prefix="sandbox-")
-        if self.uid is not None:
-            os.chown(self._workdir, self.uid, self.uid)
+    def _fork(self, clean: bool) -> tuple[int, socket.socket, int]:
+        """A new sandbox process waiting for its instructions: (pid, socket, output pipe)."""
         parent, sandbox_end = socket.socketpair()
         read_end, write_end = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:  # the sandbox
+        pid = os.fork()
+        if pid == 0:
             try:
                 parent.close()
                 os.close(read_end)
-                if self.starts == 1:  # forked from a clean process: no hidden test is in memory yet
+                if clean:  # forked while no hidden test is in this process's memory
                     child.main(sandbox_end.fileno(), write_end)
-                else:
+                else:  # a fresh interpreter: nothing of this process's memory comes along
                     os.set_inheritable(sandbox_end.fileno(), True)
                     os.set_inheritable(write_end, True)
                     os.execv(sys.executable, [sys.executable, "-m", "autograder.sandbox",
@@ -144,7 +152,19 @@ class Sandbox:
                 os._exit(70)
         sandbox_end.close()
         os.close(write_end)
-        self._sock = parent
+        return pid, parent, read_end
+
+    def _start(self) -> None:
+        deadline = self._deadline(self.limits.start_seconds)
+        if self.starts >= MAX_STARTS:
+            self.broken = f"the notebook's process had to be restarted {MAX_STARTS} times; grading stopped"
+            raise SubmissionError(self.broken)
+        self.starts += 1
+        self._pid, self._sock, read_end = self._spares.pop(0) if self._spares else self._fork(clean=False)
+        parent = self._sock
+        self._workdir = tempfile.mkdtemp(prefix="sandbox-")
+        if self.uid is not None:
+            os.chown(self._workdir, self.uid, self.uid)
         threading.Thread(target=self._collect_output, args=(read_end,), daemon=True).start()
         if self.device == "cuda":
             threading.Thread(target=self._watch_memory, args=(self._pid,), daemon=True).start()
