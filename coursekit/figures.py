@@ -1,0 +1,163 @@
+"""Figures for the book, drawn by code at build time (in the spirit of the convolution-arithmetic animations).
+
+One drawing function, :func:`draw`, shows an input grid (with its padding), the kernel (for a cross-correlation)
+and the output grid, and shades the window that produces chosen output elements. :func:`animate` calls it once
+per output element to step the window across the input, and returns a self-contained HTML animation (all frames
+embedded, no external script or stylesheet). The numbers in the output grid come from PyTorch itself
+(``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``), so a figure can never disagree with the library.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from matplotlib.animation import FuncAnimation
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+__all__ = ["BookFigure", "draw", "animate", "show_images"]
+
+COLORS = ["#8ecae6", "#ffb703", "#b7e4c7", "#f4a6a6"]  # one per highlighted output element
+PAD_FILL = "#eeeeee"
+SYMBOL = {"corr": "\u22c6", "max": "max", "avg": "avg"}  # ⋆ is the cross-correlation operator
+
+
+class BookFigure(Figure):
+    """A matplotlib Figure that shows itself as a PNG when it is a cell's result (no pyplot needed)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _fmt(v: float) -> str:
+    if v == float("-inf"):
+        return "\u2212\u221e"  # −∞
+    return f"{v:g}" if float(v).is_integer() else f"{v:.2f}".rstrip("0")
+
+
+def _output(X: torch.Tensor, K: torch.Tensor | None, mode: str, window, padding, stride) -> torch.Tensor:
+    x = X[None, None].float()
+    if mode == "corr":
+        return F.conv2d(x, K[None, None].float(), padding=padding, stride=stride)[0, 0]
+    pool = F.max_pool2d if mode == "max" else F.avg_pool2d
+    return pool(x, window, stride=stride, padding=padding)[0, 0]
+
+
+def _grid(ax, values: torch.Tensor, title: str, fills: dict, padded: int | tuple = (0, 0),
+          hidden: Iterable = ()) -> None:
+    """Draw ``values`` as a grid of numbered cells; ``fills`` maps (row, col) to a colour."""
+    ph, pw = _pair(padded)
+    h, w = values.shape
+    hidden = set(hidden)
+    for r in range(h):
+        for c in range(w):
+            is_pad = r < ph or r >= h - ph or c < pw or c >= w - pw
+            face = fills.get((r, c), PAD_FILL if is_pad else "white")
+            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="#555555",
+                                   linestyle="--" if is_pad else "-", linewidth=1))
+            if (r, c) not in hidden:
+                ax.text(c + 0.5, r + 0.5, _fmt(float(values[r, c])), ha="center", va="center",
+                        fontsize=11, color="#777777" if is_pad else "black")
+    ax.set_xlim(-0.05, w + 0.05)
+    ax.set_ylim(h + 0.05, -0.05)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=11)
+
+
+def draw(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", window=2, padding=0, stride=1,
+         highlight: Sequence[tuple[int, int]] = ((0, 0),), reveal: int | None = None, fig: Figure | None = None
+         ) -> Figure:
+    """Draw input, kernel and output; shade the window of every output element in ``highlight``.
+
+    mode: ``"corr"`` (cross-correlation with kernel ``K``), ``"max"`` or ``"avg"`` (pooling with ``window``).
+    padding and stride are per side / per step, as in ``nn.Conv2d`` and ``nn.MaxPool2d`` (int or (h, w)).
+    reveal: show only the first ``reveal`` output values (row-major), as the animation does.
+    """
+    ph, pw = _pair(padding)
+    sh, sw = _pair(stride)
+    kh, kw = K.shape if mode == "corr" else _pair(window)
+    fill = {"corr": 0.0, "avg": 0.0, "max": float("-inf")}[mode]  # what the padding cells hold
+    Xp = torch.full((X.shape[0] + 2 * ph, X.shape[1] + 2 * pw), fill)
+    Xp[ph:ph + X.shape[0], pw:pw + X.shape[1]] = X
+    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw))
+
+    in_fill, out_fill, sums = {}, {}, []
+    for n, (i, j) in enumerate(highlight):
+        color = COLORS[n % len(COLORS)]
+        out_fill[(i, j)] = color
+        cells = [(i * sh + a, j * sw + b) for a in range(kh) for b in range(kw)]
+        in_fill.update({cell: color for cell in cells})
+        terms = [_fmt(float(Xp[cell])) for cell in cells]
+        if mode == "corr":
+            kvals = [_fmt(float(K[a, b])) for a in range(kh) for b in range(kw)]
+            expr = "+".join(f"{t}\u00d7{k}" for t, k in zip(terms, kvals))
+        else:
+            expr = f"{mode}({', '.join(terms)})"
+        sums.append(f"{expr} = {_fmt(float(Y[i, j]))}")
+
+    fig = fig or BookFigure(figsize=(8, 3.2), dpi=90)
+    widths = [Xp.shape[1]] + ([kw] if mode == "corr" else []) + [Y.shape[1]]
+    axes = fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths, "wspace": 0.35})
+    pad_note = f", padding={padding}" if (ph or pw) else ""
+    stride_note = f", stride={stride}" if (sh, sw) != (1, 1) else ""
+    _grid(axes[0], Xp, f"Input {tuple(X.shape)}{pad_note}", in_fill, padded=(ph, pw))
+    if mode == "corr":
+        _grid(axes[1], K, f"Kernel {tuple(K.shape)}", {})
+    shown = Y.numel() if reveal is None else reveal
+    hidden = [(r, c) for r in range(Y.shape[0]) for c in range(Y.shape[1]) if r * Y.shape[1] + c >= shown]
+    title = "Output" if mode == "corr" else f"{mode} pool {kh}\u00d7{kw}"
+    _grid(axes[-1], Y, f"{title} {tuple(Y.shape)}{stride_note}", out_fill, hidden=hidden)
+    fig.suptitle("    ".join(sums), fontsize=11, y=0.08)
+    return fig
+
+
+def animate(X: torch.Tensor, K: torch.Tensor | None = None, *, interval_ms: int = 900, **kwargs) -> str:
+    """Step the window over every output position; return an offline HTML player (frames embedded)."""
+    mode, window = kwargs.get("mode", "corr"), kwargs.get("window", 2)
+    Y = _output(X, K, mode, _pair(window) if K is None else K.shape,
+                _pair(kwargs.get("padding", 0)), _pair(kwargs.get("stride", 1)))
+    positions = [(i, j) for i in range(Y.shape[0]) for j in range(Y.shape[1])]
+    fig = Figure(figsize=(8, 3.2), dpi=72)
+
+    def frame(n: int):
+        fig.clear()
+        draw(X, K, highlight=[positions[n]], reveal=n + 1, fig=fig, **kwargs)
+
+    player = FuncAnimation(fig, frame, frames=len(positions), interval=interval_ms)
+    return _offline(player.to_jshtml(default_mode="loop"))
+
+
+# matplotlib's player links Font Awesome from a CDN for its button icons: drop the link and use plain glyphs,
+# so the book requests nothing from the internet.
+_ICONS = {"minus": "\u2212", "fast-backward": "\u21e4", "step-backward": "|\u25c0", "play fa-flip-horizontal": "\u25c0",
+          "pause": "\u275a\u275a", "play": "\u25b6", "step-forward": "\u25b6|", "fast-forward": "\u21e5", "plus": "+"}
+
+
+def _offline(html: str) -> str:
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    html = re.sub(r'<i class="fa fa-([a-z\- ]+)"></i>', lambda m: _ICONS[m.group(1)], html)
+    assert "http" not in html.replace("http://www.w3.org", ""), "the animation must not load anything external"
+    return html
+
+
+def show_images(images: Sequence[torch.Tensor], titles: Sequence[str], cmap: str = "gray") -> Figure:
+    """A row of 2-D tensors shown as images (feature maps, kernels), each with its title."""
+    fig = BookFigure(figsize=(2.6 * len(images), 2.6), dpi=90)
+    for ax, img, title in zip(fig.subplots(1, len(images), squeeze=False)[0], images, titles):
+        im = ax.imshow(img.detach(), cmap=cmap)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
