@@ -1,0 +1,183 @@
+"""Static checks of the built book (`_build/html`, built once per session by the `built_site` fixture)."""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ["01_cross_correlation", "02_padding", "03_stride", "04_channels", "05_pooling", "06_simple_convnet",
+            "07_convnet_vs_fc"]
+MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]
+TEXT_SUFFIXES = {".html", ".js", ".txt", ".ipynb", ".md", ".json", ".css", ".py"}
+
+
+def toc_files() -> list[str]:
+    """Every document listed in _toc.yml, as paths without suffix (e.g. 'book/03_stride')."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def page_text(site: Path, name: str) -> str:
+    """The visible text of a page, with HTML entities decoded and tags removed."""
+    raw = (site / "book" / f"{name}.html").read_text(encoding="utf8")
+    return html.unescape(re.sub(r"<[^>]+>", "", raw))
+
+
+def html_pages(site: Path) -> list[Path]:
+    return [p for p in site.rglob("*.html") if "_static" not in p.parts]
+
+
+def test_every_toc_page_exists(built_site):
+    files = toc_files()
+    assert {f"book/{c}" for c in CHAPTERS} <= set(files)
+    assert {"book/assignments/conv_basics", "book/assignments/cnn_vs_fc", "book/instructors"} <= set(files)
+    for file in files:
+        assert (built_site / f"{file}.html").is_file(), f"{file} was not built"
+    assert (built_site / "index.html").is_file() and (built_site / "search.html").is_file()
+
+
+def test_only_toc_files_become_pages(built_site):
+    """solutions/, exercises/, autograder/, tests/, README.md and the like never become pages."""
+    built = {p.relative_to(built_site).with_suffix("").as_posix() for p in html_pages(built_site)}
+    assert built - {"index", "search", "genindex"} == set(toc_files())
+
+
+def test_executed_outputs_present(built_site):
+    ch1 = page_text(built_site, "01_cross_correlation")
+    assert re.search(r"\[\[19\., 25\.\],\s*\[37\., 43\.\]\]", ch1), "corr2d(X, K) output missing"
+    assert re.search(r"\[\[19, 25\],\s*\[37, 43\]\]", ch1), "integer form of the example missing"
+    assert "learned kernel" in ch1
+    ch3 = page_text(built_site, "03_stride")
+    assert re.search(r"\[\[0\., 8\.\],\s*\[6\., 8\.\]\]", ch3), "stride-(3, 2) example output missing"
+    assert "the formula matches PyTorch for every case" in ch3
+    assert "Total params: 13,686" in page_text(built_site, "06_simple_convnet")
+    ch7 = page_text(built_site, "07_convnet_vs_fc")
+    assert "Data: the " in ch7  # coursekit.mnist.describe()
+    assert re.search(r"ConvNet: final test accuracy \d+\.\d\d%", ch7)
+    assert re.search(r"FC net: final test accuracy \d+\.\d\d%", ch7)
+    assert "13,686" in ch7 and "27,040" in ch7  # parameter counts side by side
+
+
+def test_figures_drawn_at_build_time(built_site):
+    """Static figures are PNGs produced by the build; the animations are embedded players."""
+    for name in ["01_cross_correlation", "02_padding", "03_stride", "05_pooling", "07_convnet_vs_fc"]:
+        raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
+        images = re.findall(r'<img [^>]*src="([^"]+)"', raw)
+        assert images, f"{name} has no figure"
+        for src in images:
+            if not src.startswith("data:"):
+                assert (built_site / "book" / src).resolve().is_file(), src
+    for name in ["01_cross_correlation", "02_padding", "03_stride", "05_pooling"]:
+        raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
+        assert "new Animation(" in raw and "data:image/png;base64" in raw, f"{name} has no animation"
+
+
+@pytest.mark.parametrize("marker", MARKERS)
+def test_no_solution_markers_in_site(built_site, marker):
+    for path in built_site.rglob("*"):
+        if path.is_file() and path.suffix in TEXT_SUFFIXES:
+            assert marker not in path.read_text(encoding="utf8", errors="replace"), f"{marker} in {path}"
+
+
+def test_no_external_scripts_or_stylesheets(built_site):
+    """No page loads code, styles or math from a CDN: the book works offline."""
+    tag = re.compile(r"<(script|link|img|iframe)\b[^>]*>", re.I)
+    external = re.compile(r'\b(src|href)\s*=\s*["\']?(https?:)?//', re.I)
+    for page in html_pages(built_site):
+        raw = page.read_text(encoding="utf8")
+        for match in tag.finditer(raw):
+            element = match.group(0)
+            if element.lower().startswith("<link") and re.search(r'rel="?(canonical|alternate)', element):
+                continue
+            assert not external.search(element), f"{page.relative_to(built_site)} loads {element}"
+        for cdn in ("cdn.jsdelivr", "maxcdn", "cdnjs", "unpkg.com", "googleapis"):
+            assert cdn not in raw, f"{page.relative_to(built_site)} names {cdn}"
+
+
+def test_math_served_locally(built_site):
+    raw = (built_site / "book" / "03_stride.html").read_text(encoding="utf8")
+    src = re.search(r'<script[^>]*src="([^"]*mathjax[^"]*)"', raw)
+    assert src, "no MathJax script on a page with math"
+    assert not src.group(1).startswith(("http", "//"))
+    assert (built_site / "book" / src.group(1).split("?")[0]).resolve().is_file()
+
+
+def test_notebook_download_and_launch_buttons(built_site):
+    raw = (built_site / "book" / "07_convnet_vs_fc.html").read_text(encoding="utf8")
+    assert "_sources/book/07_convnet_vs_fc.ipynb" in raw
+    assert (built_site / "_sources" / "book" / "07_convnet_vs_fc.ipynb").is_file()
+    assert "mybinder.org/v2/gh/convnets-course/convnets-course" in raw
+    assert "colab.research.google.com/github/convnets-course/convnets-course" in raw
+
+
+def test_assignment_pages_link_the_student_notebooks(built_site):
+    for assignment in ["conv_basics", "cnn_vs_fc"]:
+        raw = (built_site / "book" / "assignments" / f"{assignment}.html").read_text(encoding="utf8")
+        link = re.search(rf'href="([^"]*_downloads/[^"]*/{assignment}\.ipynb)"', raw)
+        assert link, f"no download link to {assignment}.ipynb"
+        assert (built_site / "book" / "assignments" / link.group(1)).resolve().is_file()
+        assert "nbgrader validate" in page_text(built_site, f"assignments/{assignment}")
+
+
+def test_instructor_page_commands(built_site):
+    text = page_text(built_site, "instructors")
+    for command in ["make book", "make exercises", "nbgrader generate_assignment",
+                    "python -m autograder grade ASSIGNMENT submitted/ --out autograded/ --workers 2",
+                    "--device auto|cpu|cuda", "--nbgrader-db gradebook.db", "GitHub Pages"]:
+        assert command in text, command
+
+
+def test_search_index_knows_the_stride_chapter(built_site):
+    index = (built_site / "searchindex.js").read_text(encoding="utf8")
+    assert "book/03_stride" in index and "stride" in index
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks of the sources (no build needed)
+
+def sources() -> dict[str, str]:
+    return {name: (ROOT / "book" / f"{name}.md").read_text(encoding="utf8") for name in CHAPTERS}
+
+
+def code_cells(text: str) -> list[str]:
+    return re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, re.S)
+
+
+def test_chapters_are_myst_notebooks():
+    for name, text in sources().items():
+        assert text.startswith("---\n") and "kernelspec:" in text and "name: python3" in text, name
+        assert code_cells(text), name
+        assert "torch.manual_seed(" in text, f"{name} does not seed its random numbers"
+
+
+def test_shape_formulas_are_asserted_against_pytorch():
+    src = sources()
+    # the general formula, per-side padding, checked in executed cells
+    assert re.search(r"assert .*\(n \+ 2 \* p - k\) // s \+ 1", src["03_stride"])
+    assert re.search(r"assert .*\(n - k \+ P \+ s\) // s", src["03_stride"])  # total-padding form
+    assert re.search(r"assert .*n \+ 2 \* p - k \+ 1", src["02_padding"])  # stride 1
+    assert re.search(r"assert .*\(n \+ 2 \* p - k\) // s \+ 1", src["05_pooling"])  # pooling
+    assert re.search(r"h, w = \(h \+ 2 \* ph - kh\) // sh \+ 1", src["06_simple_convnet"])
+    assert "assert tuple(X.shape) == predicted" in src["06_simple_convnet"]
+    for name in ["02_padding", "03_stride", "05_pooling", "06_simple_convnet"]:
+        assert any("assert" in cell for cell in code_cells(src[name])), name
+
+
+def test_book_leaves_the_exercises_to_the_students():
+    """The book shows the basic corr2d loop only; the graded API is written by the students."""
+    forbidden = [r"def corr2d\([^)]*(padding|stride)", r"def pool2d\b", r"def conv_output_shape\b",
+                 r"def corr2d_multi_in_out\b", r"def train_one_epoch\b", r"def evaluate\b", r"class Conv2D\b"]
+    for name, text in sources().items():
+        code = "\n".join(code_cells(text))
+        for pattern in forbidden:
+            assert not re.search(pattern, code), f"{name} implements {pattern}"
+    assert re.search(r"def corr2d\(X, K\):", sources()["01_cross_correlation"])
