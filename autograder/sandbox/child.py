@@ -38,7 +38,8 @@ def preload() -> None:
 
 def main(sock_fd: int, output_fd: int) -> None:
     """Entry point in the new process: wire up file descriptors, confine, execute, serve."""
-    os.setsid()
+    if os.getsid(0) != os.getpid():
+        os.setsid()
     sock_fd, output_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (sock_fd, output_fd))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

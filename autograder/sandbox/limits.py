@@ -10,7 +10,7 @@ class Limits:
     start_seconds: float = 60.0         # running the notebook's cells
     submission_seconds: float = 300.0   # everything for one submission
     memory_mb: int = 2048               # beyond the interpreter's own footprint
-    processes: int = 32                 # processes and threads of the sandbox user
+    processes: int = 16                 # processes and threads of the sandbox user
     output_bytes: int = 32_000          # captured stdout + stderr kept for feedback
     file_mb: int = 64                   # largest file the sandbox may write
     open_files: int = 256

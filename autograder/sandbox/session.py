@@ -144,6 +144,7 @@ class Sandbox:
                 if clean:  # forked while no hidden test is in this process's memory
                     child.main(sandbox_end.fileno(), write_end)
                 else:  # a fresh interpreter: nothing of this process's memory comes along
+                    os.setsid()
                     os.set_inheritable(sandbox_end.fileno(), True)
                     os.set_inheritable(write_end, True)
                     os.execv(sys.executable, [sys.executable, "-m", "autograder.sandbox",
@@ -207,10 +208,11 @@ class Sandbox:
                 finally:
                     os._exit(0)
             os.waitpid(sweeper, 0)
-        try:
-            os.killpg(self._pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for kill in (os.kill, os.killpg):  # the sandbox itself, then its process group
+            try:
+                kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def _describe_end(self, status: int) -> str:
         if self._memory_exceeded:

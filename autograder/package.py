@@ -1,0 +1,48 @@
+"""``python -m autograder package ASSIGNMENT --out autograder.zip``: a Gradescope autograder.
+
+The zip holds ``setup.sh`` and ``run_autograder`` (from ``autograder/gradescope/``), the pinned
+``requirements.txt``, the grader with only this assignment's hidden suite, the ``coursekit``
+data helpers and the bundled MNIST sample. Gradescope unpacks it into ``/autograder/source``;
+submissions are graded by the same sandbox as locally (student code as an unprivileged user).
+"""
+from __future__ import annotations
+
+import argparse
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent / "gradescope"
+
+
+def files(assignment: str) -> dict[str, Path]:
+    """Archive name -> file, for everything the autograder needs."""
+    chosen = {name: SCRIPTS / name for name in ("setup.sh", "run_autograder")}
+    chosen["requirements.txt"] = ROOT / "requirements.txt"
+    for package in ("autograder", "coursekit"):
+        for path in sorted((ROOT / package).rglob("*")):
+            relative = path.relative_to(ROOT)
+            parts = relative.parts
+            hidden_elsewhere = parts[:2] == ("autograder", "suites") and len(parts) > 3 and parts[2] != assignment
+            if path.is_file() and "__pycache__" not in parts and not hidden_elsewhere:
+                chosen[str(relative)] = path
+    for path in [ROOT / "data" / "SHA256SUMS", *sorted((ROOT / "data" / "MNIST" / "raw").glob("*"))]:
+        chosen[str(path.relative_to(ROOT))] = path
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autograder package", description=__doc__.splitlines()[0])
+    p.add_argument("assignment")
+    p.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    args = p.parse_args(argv)
+    if not (ROOT / "autograder" / "suites" / args.assignment).is_dir():
+        p.error(f"no hidden suite for {args.assignment!r}")
+    with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, path in files(args.assignment).items():
+            info = zipfile.ZipInfo.from_file(path, name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+        archive.writestr("ASSIGNMENT", args.assignment + "\n")
+    print(f"wrote {args.out} (Gradescope autograder for {args.assignment})")
+    return 0
