@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The venv's tools first on PATH (nbgrader, for one, runs the `alembic` it installs beside itself).
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 ASSIGNMENTS := conv_basics cnn_vs_fc
 
 .PHONY: help setup book exercises test bench serve clean chromium

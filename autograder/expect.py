@@ -55,6 +55,8 @@ RAISES = """
 try:
     {call}
     result = "no exception"
+except NameError:
+    raise  # a missing function is reported as such
 except Exception as error:
     result = type(error).__name__
 """

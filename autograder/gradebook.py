@@ -5,6 +5,8 @@ notebook, with the test's points as its maximum and the autograder's score as it
 """
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from nbgrader.api import Gradebook
@@ -13,6 +15,8 @@ from autograder.results import SubmissionResult
 
 
 def record(db: Path, results: list[SubmissionResult]) -> None:
+    # nbgrader runs the `alembic` command it installs beside Python; find it without an activated venv.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     with Gradebook(f"sqlite:///{db.resolve()}") as gb:
         for result in results:
             notebook = result.assignment
