@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from autograder.results import SubmissionResult
@@ -20,12 +21,29 @@ def autograder(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, timeout=900)
 
 
+# Loops that do not train and an evaluation that reports perfect accuracy: the grader must not believe it.
+LIAR = """
+def train_one_epoch(model, loader, optimizer, criterion, device="cpu"):
+    return 0.0
+
+
+def evaluate(model, loader, criterion, device="cpu"):
+    return 0.0, 1.0
+"""
+
+
 def make_class(folder: Path, assignment: str) -> Path:
-    """nbgrader's submitted/ layout: the instructor's solution and an untouched student version."""
+    """nbgrader's submitted/ layout: the instructor's solution, an untouched student version and,
+    for cnn_vs_fc, a submission whose loops only report good numbers."""
     for student, source in [("solved", "solutions"), ("untouched", "exercises")]:
         target = folder / "submitted" / student / assignment
         target.mkdir(parents=True)
         shutil.copy(ROOT / source / assignment / f"{assignment}.ipynb", target)
+    if assignment == "cnn_vs_fc":
+        notebook = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+        notebook.cells.append(nbformat.v4.new_code_cell(LIAR))
+        (folder / "submitted" / "liar" / assignment).mkdir(parents=True)
+        nbformat.write(notebook, folder / "submitted" / "liar" / assignment / f"{assignment}.ipynb")
     return folder / "submitted"
 
 
@@ -60,12 +78,18 @@ def test_untouched_exercise_gets_zero(graded, assignment):
     assert any("NotImplementedError" in t.output for t in untouched.tests)
 
 
+def test_reported_numbers_are_not_believed(graded):
+    liar = result(graded, "cnn_vs_fc", "liar")
+    failed = {t.name.split(":")[0] for t in liar.tests if t.status == "failed"}
+    assert [t for t in liar.tests if "accuracy" in t.name and t.status == "failed"] and failed == {
+        "ConvNet", "FCNet", "train_one_epoch", "evaluate"}, liar.feedback_text()
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_grades_csv_and_feedback(graded, assignment):
     out = graded[assignment][1]
-    rows = list(csv.DictReader((out / "grades.csv").open()))
-    assert {r["student"]: float(r["score"]) for r in rows} == {
-        "solved": result(graded, assignment, "solved").max_score, "untouched": 0.0}
+    rows = {r["student"]: float(r["score"]) for r in csv.DictReader((out / "grades.csv").open())}
+    assert rows["solved"] == result(graded, assignment, "solved").max_score and rows["untouched"] == 0.0
     feedback = (out / "untouched" / "feedback.txt").read_text()
     assert "Score: 0" in feedback and "[FAIL]" in feedback
 

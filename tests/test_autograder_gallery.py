@@ -110,7 +110,8 @@ def test_exit_calls(graded):
     assert all(t.status == "passed" for t in graded_tests(result, "corr2d"))
 
 
-@pytest.mark.parametrize("entry, function, message", [("infinite_loop", "conv_output_shape", "time limit"),
+@pytest.mark.parametrize("entry, function, message", [("killed", "corr2d_multi_in_out", "sigkill"),
+                                                      ("infinite_loop", "conv_output_shape", "time limit"),
                                                       ("fork_bomb", "conv_output_shape", "time limit"),
                                                       ("memory_hog", "corr2d_multi_in_out", "memory")])
 def test_runaway_function_fails_alone(graded, entry, function, message):
