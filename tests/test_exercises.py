@@ -155,6 +155,7 @@ def test_nbgrader_config_points_at_solutions_and_exercises():
     assert "db_url" not in text, "the gradebook stays at nbgrader's default gradebook.db"
 
 
+@pytest.mark.slow
 def test_exercises_are_in_sync_with_solutions(tmp_path):
     """Regenerate both assignments into a scratch release folder (and a scratch gradebook): the committed
     exercises/ must be byte for byte what nbgrader makes of solutions/ (run `make exercises` to fix).
@@ -205,6 +206,7 @@ def site_texts(site: Path):
         yield path, text
 
 
+@pytest.mark.slow
 def test_built_book_holds_no_solution(built_site):
     lines = {line: assignment for assignment in ASSIGNMENTS for line in solution_lines(assignment)}
     normalized = {re.sub(r"\s+", " ", line): line for line in lines}
@@ -222,6 +224,8 @@ def test_built_book_holds_no_solution(built_site):
 
 # --- (3) the solutions run; (4) the student versions fail only with NotImplementedError ---------------------
 
+
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solutions_run_top_to_bottom(runs, assignment):
     notebook = runs["execute", "solutions", assignment]
@@ -234,6 +238,7 @@ def test_solutions_run_top_to_bottom(runs, assignment):
     assert last.execution_count is not None
 
 
+@pytest.mark.slow
 def test_cnn_vs_fc_trains_both_nets_in_under_a_minute(runs):
     notebook = runs["execute", "solutions", "cnn_vs_fc"]
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
@@ -249,6 +254,7 @@ def test_cnn_vs_fc_trains_both_nets_in_under_a_minute(runs):
                for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs), "no plot"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_student_versions_raise_only_not_implemented(runs, assignment):
     """Run cell by cell, errors allowed: every error is NotImplementedError, and there is at least one."""
@@ -295,6 +301,8 @@ def test_api_is_defined(assignment, source):
 
 # --- (6) nbgrader validate ---------------------------------------------------------------------------------
 
+
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_nbgrader_validate(runs, assignment):
     solved = runs["validate", "solutions", assignment]
@@ -334,6 +342,7 @@ def test_conv_basics_solution_uses_no_convolution_routine():
     assert "F.conv2d" in markdown, "the notebook must say that PyTorch's convolutions are off limits"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_grader_runs_only_quick_cells(runs, assignment):
     """The grader runs every cell but test cells and those tagged skip-in-grader: those must only define
