@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         gradebook.record(args.nbgrader_db, results)
     for failure in failures:
         print(f"could not grade {failure}", file=sys.stderr)
-    print(f"{len(results)} graded in {args.out} ({len(failures)} could not be graded); "
+    print(f"{len(jobs) - len(failures)} of {len(jobs)} submissions graded; {len(results)} results in {args.out}, "
           f"grades in {args.out / 'grades.csv'}")
     return 0
 

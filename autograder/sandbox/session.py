@@ -22,7 +22,7 @@ from autograder.sandbox import channel, child
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
-SPARES = 4      # clean replacements forked up front; later ones start a fresh interpreter
+SPARES = 2      # clean replacements forked up front; later ones start a fresh interpreter
 MAX_STARTS = 16
 
 
