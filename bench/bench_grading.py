@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # nbgrader runs its `alembic` from PATH
 
 
 def make_class(course: Path, assignment: str, students: int) -> None:
@@ -31,7 +33,7 @@ def make_class(course: Path, assignment: str, students: int) -> None:
 
 def timed(command: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, env=ENV)
     return time.perf_counter() - started
 
 
@@ -44,7 +46,7 @@ def nbgrader(course: Path, assignment: str) -> float:
     shutil.copytree(ROOT / "solutions", course / "solutions")
     shutil.copy(ROOT / "nbgrader_config.py", course)
     subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"], cwd=course, check=True,
-                   capture_output=True)
+                   capture_output=True, env=ENV)
     return timed([str(BIN / "nbgrader"), "autograde", assignment, "--force"], course)
 
 
