@@ -1,9 +1,9 @@
 """The grader's handle on one submission's sandbox: start it, call into it, kill it.
 
 A sandbox is a child process running the submission's cells (:mod:`.child`). The first one
-is forked from a clean process (torch already imported, no hidden test loaded yet); a
-replacement, after a timeout or a crash, is a fresh interpreter, so the suite's memory never
-reaches submission code. Every failure caused by the submission is raised as a
+and a few spares are forked from a clean process (torch already imported, no hidden test
+loaded yet); a replacement after a timeout or a crash is a spare, or else a fresh interpreter,
+so the suite's memory never reaches submission code. Every failure caused by the submission is raised as a
 :class:`SubmissionError`, which the suite's tests report as a failed test with its message.
 """
 from __future__ import annotations
@@ -28,6 +28,15 @@ MAX_STARTS = 16
 
 class SubmissionError(AssertionError):
     """The submission failed: it raised, is missing a name, timed out, crashed or sent junk."""
+
+
+def well_formed(reply) -> bool:
+    """A reply as :func:`.child.answer` makes it (a forged one may be anything)."""
+    if not isinstance(reply, dict):
+        return False
+    if reply.get("ok") is True:
+        return "value" in reply
+    return reply.get("ok") is False and isinstance(reply.get("message"), str) and "missing" in reply
 
 
 class Sandbox:
@@ -110,6 +119,9 @@ class Sandbox:
         except channel.ChannelError as error:
             self._stop()
             raise SubmissionError(f"{what} sent back {error}") from None
+        if not well_formed(reply):
+            self._stop()
+            raise SubmissionError(f"{what} sent back a malformed reply")
         if not reply["ok"]:
             raise SubmissionError(reply["message"] if reply["missing"] else f"{what} raised an exception:\n"
                                   f"{reply['message']}")
