@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from autograder import gradebook, runner
+from autograder import runner
 from autograder.results import SubmissionResult, grades_csv, write_atomic
 from autograder.sandbox import Limits
 from autograder.sandbox.child import preload
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     results = collect(args.out, args.assignment)
     write_atomic(args.out / "grades.csv", grades_csv(results))
     if args.nbgrader_db:
+        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
+
         gradebook.record(args.nbgrader_db, results)
     for failure in failures:
         print(f"could not grade {failure}", file=sys.stderr)
