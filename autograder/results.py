@@ -51,7 +51,7 @@ class SubmissionResult:
             "score": self.score,
             "execution_time": round(self.execution_time, 3),
             "output": output.strip(),
-            "tests": [{k: v for k, v in asdict(t).items()} for t in self.graded],
+            "tests": [asdict(t) for t in self.graded],
             "extra_data": {"student": self.student, "assignment": self.assignment,
                            "max_score": self.max_score, "notebook_sha256": self.notebook_sha256,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},

@@ -7,6 +7,7 @@ still-clean state, and only then imports the hidden suite and runs it under pyte
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.notebook import read_submission
+from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
 from autograder.results import SubmissionResult
 from autograder.sandbox import Limits, Sandbox
@@ -48,9 +49,8 @@ def check_hidden(suite: Path) -> None:
             raise GraderError(f"the hidden suite {suite} lies inside {allowed}, which submissions may read")
 
 
-def grade(job: Job) -> SubmissionResult:
+def grade(job: Job, submission: Submission) -> SubmissionResult:
     started = time.monotonic()
-    submission = read_submission(job.notebook, job.student, job.assignment)
     sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, load_error=submission.error)
     if not submission.error:
         sandbox.start()
@@ -89,12 +89,10 @@ def collection_report(args: list[str]) -> str:
         return log.read()
 
 
-def already_graded(job: Job) -> bool:
+def already_graded(job: Job, submission: Submission) -> bool:
+    """A result exists for this very notebook (same SHA-256), and --force was not given."""
     results = job.out / job.student / "results.json"
-    if job.force or not results.exists():
-        return False
-    previous = SubmissionResult.read(results)
-    return previous.notebook_sha256 == read_submission(job.notebook, job.student, job.assignment).sha256
+    return not job.force and results.exists() and SubmissionResult.read(results).notebook_sha256 == submission.sha256
 
 
 def grade_in_fork(job: Job) -> tuple[str, int, str]:
@@ -105,10 +103,11 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
         os.close(read_error)
         code = FAILED
         try:
-            if already_graded(job):
+            submission = read_submission(job.notebook, job.student, job.assignment)
+            if already_graded(job, submission):
                 code = SKIPPED
             else:
-                grade(job).write(job.out / job.student)
+                grade(job, submission).write(job.out / job.student)
                 code = GRADED
         except BaseException as error:  # noqa: BLE001 - reported to the parent, never lost
             os.write(write_error, f"{type(error).__name__}: {error}".encode()[:8000])
@@ -118,7 +117,7 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
     deadline = time.monotonic() + job.limits.submission_seconds + job.limits.start_seconds + 120
     while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
         if time.monotonic() > deadline:
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             os.close(read_error)
             return failed(job, "grading did not finish in time")
