@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 ASSIGNMENTS := conv_basics cnn_vs_fc
 
-.PHONY: help setup book exercises test bench serve clean chromium
+.PHONY: help setup book exercises test bench serve clean chromium gpu-wheels gpu-check
 
 help:
 	@echo "make book       build the course book into _build/html"
@@ -17,6 +17,7 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
 	@echo "make bench      run the benchmarks in bench/"
+	@echo "make gpu-check  run every CUDA path once on a GPU machine (tools/gpu_check.py)"
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,22 @@ test: setup chromium tools/node_modules/.installed
 bench: setup
 	$(BIN)/python bench/bench_book.py
 	$(BIN)/python bench/bench_grading.py
+
+# The GPU check runs on a GPU machine's own Python (it may be offline and hold torch already): no venv.
+# `make gpu-wheels` (here, online) puts the pure-Python packages it lacks, at requirements.txt's pins, in .whl/;
+# `make gpu-check` installs them from there when they are missing, then runs the check.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+GPU_PYTHON_VERSION ?= 3.12
+GPU_NEEDS = $$(grep -E '^(nbformat|nbclient|ipykernel|torchinfo|jupytext)==' requirements.txt)
+
+gpu-wheels:
+	python3 -m pip download -q --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) --implementation cp \
+	  $(foreach p,manylinux_2_28 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64) -d .whl $(GPU_NEEDS)
+
+gpu-check:
+	@$(GPU_PYTHON) -c 'import nbclient, jupytext, torchinfo' 2>/dev/null || [ ! -d .whl ] || \
+	  $(GPU_PYTHON) -m pip install -q --no-index --find-links .whl $(GPU_NEEDS)
+	$(GPU_PYTHON) tools/gpu_check.py $(GPU_CHECK_ARGS)
 
 serve:
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000

@@ -22,6 +22,7 @@ GALLERY = ROOT / "tests" / "gallery"
 SOLUTION = ROOT / "solutions" / "conv_basics" / "conv_basics.ipynb"
 SUITE_FILE = ROOT / "autograder" / "suites" / "conv_basics" / "test_corr2d.py"
 ENTRIES = sorted(p.stem for p in GALLERY.iterdir() if p.suffix in (".py", ".ipynb"))
+DEVICE = os.environ.get("GRADER_DEVICE", "auto")  # `make gpu-check` grades the gallery with cuda
 
 
 def hostile_notebook(source: str) -> nbformat.NotebookNode:
@@ -58,7 +59,7 @@ def graded(tmp_path_factory):
             nbformat.write(hostile_notebook(source), target)
     before = tree_digest(submitted)
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", "conv_basics", str(submitted), "--out",
-                          str(out), "--workers", "2", "--timeout", "60"], capture_output=True, text=True, timeout=900)
+                          str(out), "--workers", "2", "--timeout", "60", "--device", DEVICE], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0 and "could not grade" not in run.stderr, run.stderr[-3000:]
     results = {p.parent.name: SubmissionResult.read(p) for p in out.glob("*/results.json")}
     return results, out, submitted, before
@@ -113,7 +114,8 @@ def test_exit_calls(graded):
 @pytest.mark.parametrize("entry, function, message", [("killed", "corr2d_multi_in_out", "sigkill"),
                                                       ("infinite_loop", "conv_output_shape", "time limit"),
                                                       ("fork_bomb", "conv_output_shape", "time limit"),
-                                                      ("memory_hog", "corr2d_multi_in_out", "memory")])
+                                                      ("memory_hog", "corr2d_multi_in_out", "memory"),
+                                                      ("gpu_memory_hog", "corr2d_multi_in_out", "memory")])
 def test_runaway_function_fails_alone(graded, entry, function, message):
     result = graded[0][entry]
     failed = graded_tests(result, function)

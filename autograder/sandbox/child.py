@@ -56,10 +56,21 @@ def main(sock_fd: int, output_fd: int) -> None:
     torch.set_num_threads(1)  # parallelism comes from grading workers; small ops run slower on more threads
     if spec["device"] == "cuda":
         torch.cuda.set_per_process_memory_fraction(spec["gpu_fraction"])
+        torch.zeros(1, device="cuda")  # the CUDA context, before any submission code runs
+        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid())})  # the watchdog's baseline
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     errors = [execute(index, source, namespace) for index, source in spec["cells"]]
     channel.send(sock, {"warnings": warnings, "cell_errors": [e for e in errors if e]})
     serve(sock, namespace)
+
+
+def anonymous_memory(pid: int) -> int:
+    """Bytes of ``pid``'s resident memory that no file backs (its heap, not the libraries it mapped)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"no RssAnon in /proc/{pid}/status")
 
 
 def execute(index: int, source: str, namespace: dict) -> str:

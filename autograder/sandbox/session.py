@@ -23,6 +23,7 @@ from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
 SPARES = 2      # clean replacements forked up front; later ones start a fresh interpreter
+GPU_FRACTION = 0.4  # of the GPU's memory, per sandbox (CUDA's own allocator enforces it)
 MAX_STARTS = 16
 
 
@@ -179,20 +180,21 @@ class Sandbox:
         if self.uid is not None:
             os.chown(self._workdir, self.uid, self.uid)
         threading.Thread(target=self._collect_output, args=(read_end,), daemon=True).start()
-        if self.device == "cuda":
-            threading.Thread(target=self._watch_memory, args=(self._pid,), daemon=True).start()
         cpu_seconds = int(self.deadline - time.monotonic()) + 5
         try:
             channel.send(parent, {"cells": self.cells, "limits": dataclasses.asdict(self.limits), "workdir": self._workdir,
                                   "uid": self.uid, "readable": self.readable, "cpu_seconds": cpu_seconds,
-                                  "device": self.device, "gpu_fraction": 0.4})
+                                  "device": self.device, "gpu_fraction": GPU_FRACTION})
+            if self.device == "cuda":  # sent before the submission's first cell: still the grader's own number
+                baseline = channel.recv(parent, deadline).get("anonymous_memory")
+                threading.Thread(target=self._watch_memory, args=(self._pid, int(baseline)), daemon=True).start()
             ready = channel.recv(parent, deadline)
         except channel.ChannelTimeout:
             self._stop()
             self.broken = ("running the notebook's cells did not finish within "
                            f"{self.limits.start_seconds:g} s (time limit); does a cell train or loop forever?")
             raise SubmissionError(self.broken) from None
-        except (channel.ChannelClosed, channel.ChannelError, OSError):
+        except (channel.ChannelClosed, channel.ChannelError, OSError, AttributeError, TypeError, ValueError):
             self.broken = f"running the notebook's cells failed: {self._stop()}"
             raise SubmissionError(self.broken) from None
         for note in ready["warnings"] + ready["cell_errors"]:
@@ -248,17 +250,19 @@ class Sandbox:
                     self._output += chunk[:max(room, 0)]
                     self._dropped += max(len(chunk) - max(room, 0), 0)
 
-    def _watch_memory(self, pid: int) -> None:
-        """On CUDA (no address-space limit) kill a sandbox whose resident memory passes the cap."""
-        page = os.sysconf("SC_PAGE_SIZE")
+    def _watch_memory(self, pid: int, baseline: int) -> None:
+        """On CUDA (no address-space limit): kill a sandbox whose heap grows past the cap.
+
+        ``baseline`` is the heap right after CUDA started, before any submission code ran; the
+        CUDA libraries are file-backed and not counted.
+        """
         while self._pid == pid:
             try:
-                with open(f"/proc/{pid}/statm") as statm:
-                    resident = int(statm.read().split()[1]) * page
+                used = child.anonymous_memory(pid) - baseline
             except (OSError, ValueError, IndexError):
                 return
-            if resident > self.limits.memory_mb * 2**20 + 4 * 2**30:  # + the CUDA runtime's own share
+            if used > self.limits.memory_mb * 2**20:
                 self._memory_exceeded = True
                 self._kill_all()
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)

@@ -1,0 +1,24 @@
+"""`make gpu-check` on a machine without CUDA: it checks its arguments, says so and succeeds (CI has no GPU)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA present `make gpu-check` runs the real check")
+def test_without_cuda_it_says_so_and_succeeds():
+    run = subprocess.run(["make", "-s", "gpu-check"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "no CUDA device on this machine" in run.stdout
+
+
+def test_bad_arguments_are_refused_first():
+    run = subprocess.run([sys.executable, "tools/gpu_check.py", "--only", "everything"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "invalid choice: 'everything'" in run.stderr
