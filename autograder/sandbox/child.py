@@ -51,13 +51,14 @@ def main(sock_fd: int, output_fd: int) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     sock = socket.socket(fileno=SOCKET_FD)
     spec = channel.recv(sock)
+    if spec["device"] == "cuda":  # CUDA opens its devices and starts its threads before the process is confined
+        torch.cuda.set_per_process_memory_fraction(spec["gpu_fraction"])
+        torch.zeros(1, device="cuda")
     warnings = confine(Limits(**spec["limits"]), spec["workdir"], spec["uid"], spec["readable"], spec["cpu_seconds"],
                        spec["device"])
     torch.set_num_threads(1)  # parallelism comes from grading workers; small ops run slower on more threads
-    if spec["device"] == "cuda":
-        torch.cuda.set_per_process_memory_fraction(spec["gpu_fraction"])
-        torch.zeros(1, device="cuda")  # the CUDA context, before any submission code runs
-        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid())})  # the watchdog's baseline
+    if spec["device"] == "cuda":  # the watchdog's baseline, measured before any submission code runs
+        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid())})
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     errors = [execute(index, source, namespace) for index, source in spec["cells"]]
     channel.send(sock, {"warnings": warnings, "cell_errors": [e for e in errors if e]})

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 from autograder.sandbox import channel, child
 from autograder.sandbox.confine import readable_paths, sandbox_uid
@@ -162,6 +163,8 @@ class Sandbox:
                     os.set_inheritable(write_end, True)
                     os.execv(sys.executable, [sys.executable, "-m", "autograder.sandbox",
                                               str(sandbox_end.fileno()), str(write_end)])
+            except BaseException:  # noqa: BLE001 - the sandbox could not set itself up: say why in its output
+                traceback.print_exc()
             finally:
                 os._exit(70)
         sandbox_end.close()
