@@ -23,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import jupytext
 import nbformat
 import pytest
 import tomllib
@@ -72,8 +73,6 @@ def test_seven_chapters():
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_starts_with_the_install_cell(chapter):
-    import jupytext
-
     notebook = jupytext.read(ROOT / "book" / f"{chapter}.md")
     first = next(cell for cell in notebook.cells if cell.cell_type == "code")
     assert first.source == INSTALL_CELL.format(spec=install_spec()), (
@@ -160,14 +159,19 @@ from nbclient import NotebookClient
 
 path = sys.argv[1]
 notebook = nbformat.read(path, as_version=4)
-notebook.cells.append(nbformat.v4.new_code_cell("import coursekit, sys; print(coursekit.__file__); print(sys.executable)"))
+probe = "import coursekit, sys; print(coursekit.__file__); print(sys.executable)"
+notebook.cells.append(nbformat.v4.new_code_cell(probe))
 NotebookClient(notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": sys.argv[2]}}).execute()
 nbformat.write(notebook, path)
 """
 
 
-def run_in_empty_folder(python: Path, env: dict, notebook: Path, folder: Path) -> tuple[subprocess.CompletedProcess,
-                                                                                        Path]:
+Run = tuple[subprocess.CompletedProcess, Path]
+
+
+def run_in_empty_folder(python: Path, env: dict, notebook: Path, folder: Path) -> Run:
+    """Put the notebook alone in a new folder and run it there with the user's python3 kernel, plus a last cell
+    that prints where coursekit and the kernel come from."""
     folder.mkdir(parents=True)
     copy = folder / notebook.name
     copy.write_bytes(notebook.read_bytes())
