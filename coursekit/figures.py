@@ -3,9 +3,9 @@
 One drawing function, :func:`draw`, shows an input grid (with its padding), the kernel (for a cross-correlation)
 and the output grid, and shades the window that produces chosen output elements. :func:`animate` calls it once
 per output element to step the window across the input, and returns a self-contained HTML animation (all frames
-embedded, no external script or stylesheet) whose frame carries a text description of the whole animation, computed
-from the same tensors (:func:`describe_animation`), for readers who cannot see it. The numbers in the output grid come from PyTorch itself
-(``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``), so a figure can never disagree with the library.
+embedded, no external script or stylesheet) whose frame carries, as its alt text, a description of the whole
+animation computed from the same tensors (:func:`describe_animation`). The numbers in the output grid come from
+PyTorch itself (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``), so a figure can never disagree with the library.
 """
 from __future__ import annotations
 
