@@ -147,8 +147,9 @@
         shape.textContent = errors.length ? "Output: none (fix the settings)" : "Output: none (impossible)";
         return;
       }
-      formula.textContent = `o = \u230a(n + 2p ${MINUS} k) / s\u230b + 1 = \u230a(${n} + 2\u00b7${p} ${MINUS} ${k}) / ${s}\u230b + 1` +
-                            ` = \u230a${state.span} / ${s}\u230b + 1 = ${state.out}`;
+      formula.textContent = `o = \u230a(n + 2p ${MINUS} k) / s\u230b + 1 = ` +
+                            `\u230a(${n} + 2\u00b7${p} ${MINUS} ${k}) / ${s}\u230b + 1 = ` +
+                            `\u230a${state.span} / ${s}\u230b + 1 = ${state.out}`;
       shape.textContent = `Output: ${state.out} ${TIMES} ${state.out}`;
       code.replaceChildren("In PyTorch: ", element("code", {}, OPERATIONS[op].code(k, p, s)));
       unused.textContent = state.unused > 0
