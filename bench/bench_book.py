@@ -77,9 +77,11 @@ def _timed(fit, timings: list[float]):
 
 
 def report(name: str, seconds: float) -> None:
+    """One line per measurement, with the load average at its end (the machine may be shared)."""
     target = TARGETS[name]
     verdict = "ok" if seconds < target else "OVER TARGET"
-    print(f"{name:28s} {seconds:7.1f} s   (target < {target:.0f} s: {verdict})", flush=True)
+    print(f"{name:28s} {seconds:7.1f} s   (target < {target:.0f} s: {verdict}; load average "
+          f"{os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main() -> int:

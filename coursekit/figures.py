@@ -3,13 +3,15 @@
 One drawing function, :func:`draw`, shows an input grid (with its padding), the kernel (for a cross-correlation)
 and the output grid, and shades the window that produces chosen output elements. :func:`animate` calls it once
 per output element to step the window across the input, and returns a self-contained HTML animation (all frames
-embedded, no external script or stylesheet). The numbers in the output grid come from PyTorch itself
-(``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``), so a figure can never disagree with the library.
+embedded, no external script or stylesheet) whose frame carries, as its alt text, a description of the whole
+animation computed from the same tensors (:func:`describe_animation`). The numbers in the output grid come from
+PyTorch itself (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``), so a figure can never disagree with the library.
 """
 from __future__ import annotations
 
 import io
 import re
+from html import escape
 from typing import Iterable, Sequence
 
 import torch
@@ -18,7 +20,7 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-__all__ = ["BookFigure", "draw", "animate", "show_images"]
+__all__ = ["BookFigure", "draw", "animate", "describe_animation", "show_images"]
 
 COLORS = ["#8ecae6", "#ffb703", "#b7e4c7", "#f4a6a6"]  # one per highlighted output element
 PAD_FILL = "#eeeeee"
@@ -134,7 +136,33 @@ def animate(X: torch.Tensor, K: torch.Tensor | None = None, *, interval_ms: int 
         draw(X, K, highlight=[positions[n]], reveal=n + 1, fig=fig, **kwargs)
 
     player = FuncAnimation(fig, frame, frames=len(positions), interval=interval_ms)
-    return _offline(player.to_jshtml(default_mode="loop"))
+    return _labelled(_offline(player.to_jshtml(default_mode="loop")), describe_animation(X, K, **kwargs))
+
+
+def describe_animation(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", window=2, padding=0,
+                       stride=1) -> str:
+    """What the animation of these arguments shows, in words and numbers (its alt text)."""
+    ph, pw = _pair(padding)
+    sh, sw = _pair(stride)
+    kh, kw = K.shape if mode == "corr" else _pair(window)
+    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw))
+    if mode == "corr":
+        what = f"a {kh}\u00d7{kw} kernel {_matrix(K)}"
+    else:
+        what = f"a {kh}\u00d7{kw} {'maximum' if mode == 'max' else 'average'}-pooling window"
+    where = f"the {X.shape[0]}\u00d7{X.shape[1]} input {_matrix(X)}"
+    if ph or pw:
+        fill = "\u2212\u221e" if mode == "max" else "zeros"
+        where += (f", padded with {fill} ({ph} row{'s' * (ph != 1)} above and below, {pw} column{'s' * (pw != 1)} "
+                  f"left and right) to {X.shape[0] + 2 * ph}\u00d7{X.shape[1] + 2 * pw}")
+    step = f", with stride ({sh}, {sw})" if (sh, sw) != (1, 1) else ", one cell at a time"
+    return (f"Animation in {Y.numel()} frames: {what} slides over {where}{step}. Each frame shades the window and "
+            f"shows the output element it gives, row by row, until the {Y.shape[0]}\u00d7{Y.shape[1]} output "
+            f"{_matrix(Y)} is complete.")
+
+
+def _matrix(values: torch.Tensor) -> str:
+    return "[" + ", ".join("[" + ", ".join(_fmt(float(v)) for v in row) + "]" for row in values) + "]"
 
 
 # matplotlib's player links Font Awesome from a CDN for its button icons: drop the link and use plain glyphs,
@@ -147,6 +175,15 @@ def _offline(html: str) -> str:
     html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
     html = re.sub(r'<i class="fa fa-([a-z\- ]+)"></i>', lambda m: _ICONS[m.group(1)], html)
     assert "http" not in html.replace("http://www.w3.org", ""), "the animation must not load anything external"
+    return html
+
+
+def _labelled(html: str, alt: str) -> str:
+    """Give the player's frame its text description and its frame slider a name (matplotlib's have neither)."""
+    for tag, attribute in (("<img id=\"_anim_img", f'alt="{escape(alt)}"'),
+                           ("<input id=\"_anim_slider", 'aria-label="Animation frame"')):
+        assert html.count(tag) == 1, f"matplotlib's player changed: {tag!r} not found once"
+        html = html.replace(tag, tag.replace(" id=", f" {attribute} id="))
     return html
 
 

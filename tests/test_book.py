@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import zipfile
+from html.parser import HTMLParser
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -196,3 +199,95 @@ def test_book_leaves_the_exercises_to_the_students():
         for pattern in forbidden:
             assert not re.search(pattern, code), f"{name} implements {pattern}"
     assert re.search(r"def corr2d\(X, K\):", sources()["01_cross_correlation"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accessibility, self-checks and the shape explorer in the built site
+
+class ImageCollector(HTMLParser):
+    """The attributes of every <img> in a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def test_every_figure_says_what_it_shows(built_site):
+    """Alt text describes the figure (a sentence or more), never a file name or nothing."""
+    figures = 0
+    for page in html_pages(built_site):
+        collector = ImageCollector()
+        collector.feed(page.read_text(encoding="utf8"))
+        for image in collector.images:
+            src = image.get("src", "")  # an animation's frame gets its src from the player's script
+            where = f"{page.relative_to(built_site)}: {src[:60] or image.get('id')}"
+            alt = (image.get("alt") or "").strip()
+            assert alt, f"{where} has no alt text"
+            assert not re.search(r"\.(png|svg|jpe?g|gif)\b|_images/", alt), f"{where}: alt is a file name: {alt!r}"
+            if "_images/" in src or image.get("id", "").startswith("_anim_img"):
+                figures += 1
+                assert len(alt.split()) >= 12, f"{where}: {alt!r} does not say what the figure shows"
+    assert figures >= 11  # 7 drawn figures and plots, 4 animations
+
+
+def test_animations_describe_themselves(built_site):
+    raw = (built_site / "book" / "03_stride.html").read_text(encoding="utf8")
+    collector = ImageCollector()
+    collector.feed(raw)
+    players = [image["alt"] for image in collector.images if image.get("id", "").startswith("_anim_img")]
+    assert players == ["Animation in 4 frames: a 2\u00d72 kernel [[0, 1], [2, 3]] slides over the 3\u00d73 input "
+                       "[[0, 1, 2], [3, 4, 5], [6, 7, 8]], padded with zeros (1 row above and below, 1 column left "
+                       "and right) to 5\u00d75, with stride (3, 2). Each frame shades the window and shows the output "
+                       "element it gives, row by row, until the 2\u00d72 output [[0, 8], [6, 8]] is complete."]
+    assert 'aria-label="Animation frame"' in raw
+
+
+def test_self_check_answers_are_executed_and_hidden(built_site):
+    for name in CHAPTERS:
+        raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
+        section = raw[raw.index('<section id="check-yourself">'):]
+        answers = re.findall(r"<details[^>]*>(.*?)</details>", section, re.S)
+        assert 3 <= len(answers) <= 5, f"{name}: {len(answers)} answers"
+        for number, answer in enumerate(answers, 1):
+            assert f"Show the answer to question {number}<" in answer, f"{name}: answer {number} has no toggle"
+            assert 'class="cell_output' in answer, f"{name}: answer {number} was not executed"
+            assert "aria-label" not in answer.split("</summary>")[0], f"{name}: the toggle hides its text"
+
+
+def test_pytorch_shape_table(built_site):
+    table = json.loads((built_site / "_static" / "pytorch_shapes.json").read_text(encoding="utf8"))
+    assert table["torch"].split("+")[0] == version("torch")  # computed by the installed PyTorch
+    rows = table["rows"]
+    assert len(rows) == 3 * 12 * 6 * 4 * 4
+    for operation in ("conv", "max", "avg"):
+        outcomes = [row for row in rows if row["operation"] == operation]
+        assert any(row["output"] for row in outcomes) and any(row["error"] for row in outcomes), operation
+    # the explorer's script and styles go only to the pages that use it, from the site itself
+    for name in CHAPTERS:
+        raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
+        uses = name in ("02_padding", "03_stride", "05_pooling")
+        assert ('<section class="shape-explorer"' in raw) == uses, name
+        assert ('src="../_static/shape_explorer.js' in raw) == uses, name
+    assert (built_site / "_static" / "shape_explorer.js").is_file()
+
+
+def test_chapters_end_with_check_yourself():
+    """3-5 questions after the summary, each answered by a hidden, executed code cell."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    for name, text in sources().items():
+        cells = read_myst_markdown_notebook(text).cells
+        start = next(i for i, cell in enumerate(cells) if "## Check yourself" in cell.source)
+        questions, answers = cells[start::2], cells[start + 1::2]  # the heading shares a cell with question 1
+        after = [questions[0].source.split("## Check yourself")[1]] + [q.source for q in questions[1:]]
+        assert not any("## " in text for text in after), f"{name}: Check yourself is not the last section"
+        assert 3 <= len(questions) == len(answers) <= 5, name
+        for number, (question, answer) in enumerate(zip(questions, answers), 1):
+            assert question.cell_type == "markdown" and f"**Question {number}.**" in question.source, name
+            assert answer.cell_type == "code" and answer.metadata["tags"] == ["hide-cell"], f"{name} {number}"
+            prompt = answer.metadata["mystnb"]["code_prompt_show"]
+            assert prompt == f"Show the answer to question {number}", f"{name} {number}"
