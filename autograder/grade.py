@@ -13,6 +13,7 @@ from tqdm import tqdm
 from autograder import runner
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
+from autograder.sandbox.limits import container_memory, fit_to_container
 from autograder.sandbox.child import preload
 from autograder.submissions import find_notebooks, shard
 
@@ -41,6 +42,17 @@ def resolve_device(device: str) -> str:
     return ("cuda" if cuda_present() else "cpu") if device == "auto" else device
 
 
+def fitted_limits(limits: Limits, workers: int) -> Limits:
+    """``limits``, with the sandboxes' memory cap below the container's memory limit when there is one
+    (measured with torch loaded, as the workers will start)."""
+    memory = container_memory()
+    fitted = fit_to_container(limits, workers, memory)
+    if memory is not None:
+        print(f"container memory limit {memory.limit / 2**20:.0f} MB, {memory.used / 2**20:.0f} MB in use: "
+              f"each of {workers} sandbox(es) may use {fitted.memory_mb} MB", file=sys.stderr)
+    return fitted
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -61,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda" and not cuda_present():
         p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
     workers = max(1, min(args.workers, len(students) or 1))
-    limits = Limits(submission_seconds=args.timeout)
+    preload()  # once, before the workers fork: torch is imported once per grading run
+    limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
     jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force, suite)
             for s in students]
-    preload()  # once, before the workers fork: torch is imported once per grading run
     torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
     failures = []
     with multiprocessing.get_context("fork").Pool(workers) as pool:
