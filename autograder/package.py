@@ -1,9 +1,11 @@
 """``python -m autograder package ASSIGNMENT --out autograder.zip``: a Gradescope autograder.
 
-The zip holds ``setup.sh`` and ``run_autograder`` (from ``autograder/gradescope/``), the pinned
-``requirements.txt``, the grader with only this assignment's hidden suite, the ``coursekit``
-data helpers and the bundled MNIST sample. Gradescope unpacks it into ``/autograder/source``;
-submissions are graded by the same sandbox as locally (student code as an unprivileged user).
+The zip holds ``setup.sh`` and ``run_autograder`` (from ``autograder/gradescope/``), the grader
+with only this assignment's hidden suite, the ``coursekit`` data helpers, the bundled MNIST sample
+and the pins of what grading needs, taken from the project's ``requirements.txt``: ``torch.txt``
+(installed from PyTorch's CPU-only index) and ``requirements.txt`` (the rest, from PyPI).
+Gradescope unpacks it into ``/autograder/source``; submissions are graded by the same sandbox as
+locally (student code as an unprivileged user).
 """
 from __future__ import annotations
 
@@ -11,14 +13,28 @@ import argparse
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "gradescope"
+TORCH = {"torch", "torchvision"}  # CPU builds on Gradescope, from https://download.pytorch.org/whl/cpu
+GRADING = TORCH | {"torchinfo", "numpy", "matplotlib", "tqdm", "nbformat", "pytest"}  # what grading imports
+
+
+def pins(requirements: Path = ROOT / "requirements.txt") -> tuple[str, str]:
+    """(torch.txt, requirements.txt) for the autograder: the project's own pins of what grading needs."""
+    chosen = [Requirement(line.split("#")[0]) for line in requirements.read_text().splitlines()
+              if line.split("#")[0].strip()]
+    chosen = [r for r in chosen if r.name in GRADING]
+    if missing := GRADING - {r.name for r in chosen}:
+        raise ValueError(f"{requirements} does not pin {', '.join(sorted(missing))}")
+    torch, rest = ([str(r) for r in chosen if (r.name in TORCH) == kind] for kind in (True, False))
+    return "\n".join(torch) + "\n", "\n".join(rest) + "\n"
 
 
 def files(assignment: str) -> dict[str, Path]:
     """Archive name -> file, for everything the autograder needs."""
     chosen = {name: SCRIPTS / name for name in ("setup.sh", "run_autograder")}
-    chosen["requirements.txt"] = ROOT / "requirements.txt"
     for package in ("autograder", "coursekit"):
         for path in sorted((ROOT / package).rglob("*")):
             relative = path.relative_to(ROOT)
@@ -44,5 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
         archive.writestr("ASSIGNMENT", args.assignment + "\n")
+        for name, text in zip(("torch.txt", "requirements.txt"), pins()):
+            archive.writestr(name, text)
     print(f"wrote {args.out} (Gradescope autograder for {args.assignment})")
     return 0

@@ -7,7 +7,9 @@ wall time and peak memory are printed (`pytest -s`): they are the figures in the
 """
 from __future__ import annotations
 
+import ast
 import concurrent.futures
+import importlib.metadata
 import json
 import os
 import shutil
@@ -19,6 +21,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from packaging.requirements import Requirement
+
+from autograder.package import GRADING, TORCH
+from autograder.sandbox.limits import (GRADER_RESERVE_MB, MB, MIN_MEMORY_MB, ContainerMemory, Limits,
+                                       container_memory, fit_to_container)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_MB, CPU_SHARE = 768, 0.5
@@ -182,3 +189,139 @@ def test_run_autograder_within_gradescope_limits(container, assignment, tmp_path
         failed = [t for t in result["tests"] if t["score"] < t["max_score"]]
         assert failed and all(t["name"].startswith(f"{function}:") and words in t["output"] for t in failed), failed
     assert "your code may use about" in results["memory_hungry"]["output"]
+
+
+# --- the package: what setup.sh installs ----------------------------------------------------------
+
+def test_package_pins_are_the_projects_own(tmp_path):
+    """torch.txt and requirements.txt in the zip are lines of the project's requirements.txt, not copies."""
+    zip_path = tmp_path / "autograder.zip"
+    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out", str(zip_path)],
+                          cwd=ROOT, capture_output=True).returncode == 0
+    shutil.unpack_archive(zip_path, tmp_path / "source")
+    project = {Requirement(line).name: line for line in requirement_lines(ROOT / "requirements.txt")}
+    torch_txt = requirement_lines(tmp_path / "source" / "torch.txt")
+    rest = requirement_lines(tmp_path / "source" / "requirements.txt")
+    assert torch_txt == [project["torch"], project["torchvision"]]
+    assert set(rest) == {project[name] for name in GRADING - TORCH}
+
+
+def requirement_lines(path: Path) -> list[str]:
+    return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
+
+
+def test_grading_imports_only_packaged_packages():
+    """Every package the grader imports is installed by setup.sh (all but gradebook.py, used only with
+    --nbgrader-db, and package.py, which builds the zip): a new import in the grader must be added to
+    package.GRADING (and pinned in requirements.txt)."""
+    distributions = importlib.metadata.packages_distributions()
+    local = {"autograder", "coursekit", "reference"}
+    imported = {}
+    for path in [*(ROOT / "autograder").rglob("*.py"), *(ROOT / "coursekit").rglob("*.py")]:
+        if path.name in ("gradebook.py", "package.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in local and top != "__future__":
+                    imported.setdefault(top, path.relative_to(ROOT))
+    packaged = {canonical(d) for d in GRADING}
+    unpackaged = {f"{module} ({where})" for module, where in imported.items()
+                  if not {canonical(d) for d in distributions.get(module, [module])} & packaged}
+    assert not unpackaged, f"imported by the grader but not installed on Gradescope: {sorted(unpackaged)}"
+
+
+def canonical(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+STUB_UV = """#!/bin/bash
+echo "uv $*" >> "$LOG"
+if [ "$1" = venv ]; then  # a "venv" whose python is the one running these tests
+  mkdir -p "$4/bin" && printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" > "$4/bin/python" && chmod +x "$4/bin/python"
+fi
+"""
+
+
+def test_setup_installs_python_311_and_cpu_torch_from_the_pins(tmp_path):
+    """setup.sh's logic offline (it needs the internet): uv (a stub that logs its calls) makes a Python 3.11 venv,
+    installs torch.txt from PyTorch's CPU index before requirements.txt, and the venv is checked for real."""
+    root, log = tmp_path / "autograder", tmp_path / "calls.log"
+    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out",
+                           str(tmp_path / "a.zip")], cwd=ROOT).returncode == 0
+    shutil.unpack_archive(tmp_path / "a.zip", root / "source")
+    uv = tmp_path / "uv"
+    uv.write_text(STUB_UV)
+    uv.chmod(0o755)
+    run = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True,
+                         env={"AUTOGRADER_ROOT": str(root), "UV": str(uv), "LOG": str(log), "PYTHON": sys.executable,
+                              "PATH": "/usr/bin:/bin"})
+    venv_python = root / "venv" / "bin" / "python"
+    assert log.read_text().splitlines() == [
+        f"uv venv --python 3.11 {root / 'venv'}",
+        f"uv pip install --python {venv_python} --index-url https://download.pytorch.org/whl/cpu "
+        f"-r {root / 'source' / 'torch.txt'}",
+        f"uv pip install --python {venv_python} -r {root / 'source' / 'requirements.txt'}"]
+    # The venv's check runs on this machine's Python for real: it refuses a CUDA build of torch.
+    import torch
+
+    if torch.version.cuda or sys.version_info[:2] != (3, 11):
+        assert run.returncode != 0 and ("CUDA build" in run.stderr or "not 3.11" in run.stderr), run.stderr
+    else:
+        assert run.returncode == 0 and "(CPU)" in run.stdout, run.stderr
+        assert (root / "source").stat().st_mode & 0o077 == 0
+
+
+# --- the memory cap: read from the container's cgroup ---------------------------------------------
+
+def fake_cgroups(tmp_path: Path, membership: str, mounts: list[tuple[str, str, str, str]],
+                 files: dict[str, str]) -> Path:
+    """A /proc/self (cgroup, mountinfo) and cgroup files under tmp_path; mounts: (root, point, fstype, options)."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text(membership)
+    (proc / "mountinfo").write_text("".join(f"{30 + i} 23 0:{30 + i} {root} {tmp_path / point} rw,relatime - "
+                                            f"{fstype} {fstype} {options}\n"
+                                            for i, (root, point, fstype, options) in enumerate(mounts)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return proc
+
+
+def test_container_memory_from_cgroup_v2_takes_the_smallest_limit_above(tmp_path):
+    proc = fake_cgroups(tmp_path, "0::/course/grader\n", [("/", "cg", "cgroup2", "rw")], {
+        "cg/cgroup.controllers": "memory", "cg/course/memory.max": str(768 * MB),
+        "cg/course/grader/memory.max": "max", "cg/course/grader/memory.current": str(500 * MB),
+        "cg/course/grader/memory.stat": f"anon {380 * MB}\nfile {130 * MB}\nshmem {10 * MB}\n"})
+    assert container_memory(proc) == ContainerMemory(limit=768 * MB, used=380 * MB)
+
+
+def test_container_memory_from_cgroup_v1_seen_from_inside_a_container(tmp_path):
+    """Docker without a cgroup namespace: /proc says /docker/ID, the mount's root is that same cgroup."""
+    proc = fake_cgroups(tmp_path, "5:cpu:/docker/abc\n4:memory:/docker/abc\n0::/\n", [
+        ("/docker/abc", "memory", "cgroup", "rw,memory"), ("/", "unified", "cgroup2", "rw")], {
+        "memory/memory.limit_in_bytes": str(2**63 - 4096), "memory/memory.usage_in_bytes": str(600 * MB),
+        "memory/memory.stat": f"cache {200 * MB}\nhierarchical_memory_limit {768 * MB}\ntotal_cache {200 * MB}\n"
+                              f"total_shmem {MB}\n"})
+    assert container_memory(proc) == ContainerMemory(limit=768 * MB, used=401 * MB)
+
+
+def test_no_container_memory_without_a_limit(tmp_path):
+    proc = fake_cgroups(tmp_path, "4:memory:/\n0::/\n", [("/", "memory", "cgroup", "rw,memory"),
+                                                          ("/", "unified", "cgroup2", "rw")], {
+        "memory/memory.limit_in_bytes": str(2**63 - 4096), "memory/memory.usage_in_bytes": str(600 * MB),
+        "memory/memory.stat": f"hierarchical_memory_limit {2**63 - 4096}\n", "unified/cgroup.controllers": ""})
+    assert container_memory(proc) is None
+
+
+@pytest.mark.parametrize("memory, workers, cap", [
+    (None, 2, Limits.memory_mb),                                   # no container: the default
+    (ContainerMemory(64 * 2**30, 2**30), 4, Limits.memory_mb),     # a big machine: the default
+    (ContainerMemory(768 * MB, 420 * MB), 1, 768 - 420 - GRADER_RESERVE_MB),
+    (ContainerMemory(768 * MB, 420 * MB), 2, MIN_MEMORY_MB),       # too small for 2: the floor
+])
+def test_memory_cap_fits_the_container(memory, workers, cap):
+    assert fit_to_container(Limits(), workers, memory).memory_mb == cap
