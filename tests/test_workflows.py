@@ -267,8 +267,9 @@ def test_grade_plan_refuses_an_unknown_device(tmp_path):
 
 
 def test_grade_runs_as_root_with_sudo_and_hands_the_files_back():
-    """On a hosted runner (not root, passwordless sudo) the grader runs under sudo, by the venv's full path;
-    the files root wrote are chowned back to the runner's user, even when grading fails."""
+    """On a hosted runner (not root, passwordless sudo) the grader runs under sudo, by the venv's full path,
+    with the hidden tests and notebooks closed to other users; the files root wrote are chowned back to the
+    runner's user, even when grading fails."""
     job = load(ROOT / ".github" / "workflows" / "grade.yml")["jobs"]["grade"]
     script = next(s for s in steps(job) if "-m autograder grade" in s.get("run", ""))["run"]
     assert '"$PWD/.venv/bin/python" -m autograder grade' in script
@@ -276,6 +277,7 @@ def test_grade_runs_as_root_with_sudo_and_hands_the_files_back():
     assert 'sudo "${grade[@]}" || status=$?' in sudo_branch
     assert sudo_branch.index('sudo "${grade[@]}"') < sudo_branch.index('sudo chown -R "$(id -u):$(id -g)" .')
     assert 'exit "$status"' in sudo_branch
+    assert 'chmod -R go-rwx autograder/suites "$SUBMISSIONS"' in sudo_branch.split('sudo "${grade[@]}"')[0]
 
 
 def test_grade_workflow_uploads_each_leg_and_merges_each_device():
