@@ -2,8 +2,8 @@
 
 The zip holds ``setup.sh`` and ``run_autograder`` (from ``autograder/gradescope/``), the grader
 with only this assignment's hidden suite, the ``coursekit`` data helpers, the bundled MNIST sample
-and the pins of what grading needs, taken from the project's ``requirements.txt``: ``torch.txt``
-(installed from PyTorch's CPU-only index) and ``requirements.txt`` (the rest, from PyPI).
+and the pins of what setup.sh installs, taken from the project's ``requirements.txt``: ``uv.txt``,
+``torch.txt`` (from PyTorch's CPU-only index) and ``requirements.txt`` (the rest of what grading imports).
 Gradescope unpacks it into ``/autograder/source``; submissions are graded by the same sandbox as
 locally (student code as an unprivileged user).
 """
@@ -19,17 +19,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "gradescope"
 TORCH = {"torch", "torchvision"}  # CPU builds on Gradescope, from https://download.pytorch.org/whl/cpu
 GRADING = TORCH | {"torchinfo", "numpy", "matplotlib", "tqdm", "nbformat", "pytest"}  # what grading imports
+# What setup.sh installs, file by file: uv (which provides Python 3.11), torch's CPU builds, the rest from PyPI.
+PIN_FILES = {"uv.txt": {"uv"}, "torch.txt": TORCH, "requirements.txt": GRADING - TORCH}
 
 
-def pins(requirements: Path = ROOT / "requirements.txt") -> tuple[str, str]:
-    """(torch.txt, requirements.txt) for the autograder: the project's own pins of what grading needs."""
-    chosen = [Requirement(line.split("#")[0]) for line in requirements.read_text().splitlines()
-              if line.split("#")[0].strip()]
-    chosen = [r for r in chosen if r.name in GRADING]
-    if missing := GRADING - {r.name for r in chosen}:
+def pins(requirements: Path = ROOT / "requirements.txt") -> dict[str, str]:
+    """The project's own pins of what the autograder installs, as the files of :data:`PIN_FILES`."""
+    pinned = {}
+    for line in requirements.read_text().splitlines():
+        if line.split("#")[0].strip():
+            requirement = Requirement(line.split("#")[0])
+            pinned[requirement.name] = str(requirement)
+    wanted = set().union(*PIN_FILES.values())
+    if missing := wanted - set(pinned):
         raise ValueError(f"{requirements} does not pin {', '.join(sorted(missing))}")
-    torch, rest = ([str(r) for r in chosen if (r.name in TORCH) == kind] for kind in (True, False))
-    return "\n".join(torch) + "\n", "\n".join(rest) + "\n"
+    return {name: "".join(f"{pinned[n]}\n" for n in sorted(names)) for name, names in PIN_FILES.items()}
 
 
 def files(assignment: str) -> dict[str, Path]:
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
         archive.writestr("ASSIGNMENT", args.assignment + "\n")
-        for name, text in zip(("torch.txt", "requirements.txt"), pins()):
+        for name, text in pins().items():
             archive.writestr(name, text)
     print(f"wrote {args.out} (Gradescope autograder for {args.assignment})")
     return 0

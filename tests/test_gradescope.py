@@ -194,16 +194,15 @@ def test_run_autograder_within_gradescope_limits(container, assignment, tmp_path
 # --- the package: what setup.sh installs ----------------------------------------------------------
 
 def test_package_pins_are_the_projects_own(tmp_path):
-    """torch.txt and requirements.txt in the zip are lines of the project's requirements.txt, not copies."""
+    """uv.txt, torch.txt and requirements.txt in the zip are lines of the project's requirements.txt, not copies."""
     zip_path = tmp_path / "autograder.zip"
     assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out", str(zip_path)],
                           cwd=ROOT, capture_output=True).returncode == 0
     shutil.unpack_archive(zip_path, tmp_path / "source")
     project = {Requirement(line).name: line for line in requirement_lines(ROOT / "requirements.txt")}
-    torch_txt = requirement_lines(tmp_path / "source" / "torch.txt")
-    rest = requirement_lines(tmp_path / "source" / "requirements.txt")
-    assert torch_txt == [project["torch"], project["torchvision"]]
-    assert set(rest) == {project[name] for name in GRADING - TORCH}
+    for name, wanted in [("uv.txt", {"uv"}), ("torch.txt", {"torch", "torchvision"}),
+                         ("requirements.txt", GRADING - TORCH)]:
+        assert set(requirement_lines(tmp_path / "source" / name)) == {project[n] for n in wanted}, name
 
 
 def requirement_lines(path: Path) -> list[str]:
@@ -325,3 +324,54 @@ def test_no_container_memory_without_a_limit(tmp_path):
 ])
 def test_memory_cap_fits_the_container(memory, workers, cap):
     assert fit_to_container(Limits(), workers, memory).memory_mb == cap
+
+
+def other_python() -> Path | None:
+    """An interpreter of another Python than 3.11 on this machine, to play an Ubuntu image's python3."""
+    places = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p and "shims" not in p]
+    places += [Path("/usr/bin"), *sorted(Path.home().glob(".pyenv/versions/*/bin"))]
+    for minor in (12, 10, 13):
+        for place in places:
+            if (place / f"python3.{minor}").is_file():
+                return place / f"python3.{minor}"
+    return None
+
+
+@pytest.mark.parametrize("has_311", [True, False], ids=["image-with-python3.11", "image-without-3.11"])
+def test_setup_takes_python_311_whatever_the_images_python3(has_311, tmp_path):
+    """The real, pinned uv runs setup.sh's venv step offline in an "image" whose python3 is not 3.11: it takes the
+    image's python3.11 when there is one; without one it would download a standalone 3.11 (refused offline)."""
+    pinned = requirement_lines(ROOT / "requirements.txt")
+    uv = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if uv is None:
+        pytest.fail("uv is not installed: `make setup` installs it (requirements.txt pins it)")
+    version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.split()[1]
+    assert f"uv=={version}" in pinned, f"{uv} is uv {version}, not the pinned one"
+    other = other_python()
+    if other is None:
+        pytest.skip("no interpreter of another Python than 3.11 here to play the image's python3")
+    image = tmp_path / "image-bin"
+    image.mkdir()
+    (image / "python3").symlink_to(other)
+    (image / "chmod").symlink_to(shutil.which("chmod"))
+    if has_311:
+        (image / "python3.11").symlink_to(sys._base_executable)
+    root = tmp_path / "autograder"
+    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out",
+                           str(tmp_path / "a.zip")], cwd=ROOT, capture_output=True).returncode == 0
+    shutil.unpack_archive(tmp_path / "a.zip", root / "source")
+    run = subprocess.run([shutil.which("bash"), str(root / "source" / "setup.sh")], capture_output=True, text=True,
+                         timeout=120, env={"AUTOGRADER_ROOT": str(root), "UV": uv, "PATH": str(image), "UV_OFFLINE": "1",
+                                           "HOME": str(tmp_path), "UV_CACHE_DIR": str(tmp_path / "cache"),
+                                           "UV_PYTHON_INSTALL_DIR": str(tmp_path / "python")})
+    assert run.returncode != 0  # offline, nothing can be installed
+    if has_311:
+        python = subprocess.run([str(root / "venv" / "bin" / "python"), "-c", "import sys; print(sys.version_info[:2])"],
+                                capture_output=True, text=True)
+        assert python.stdout.strip() == "(3, 11)", run.stderr
+        assert f"interpreter at: {image / 'python3.11'}" in run.stderr, run.stderr
+        torch_pin = next(line for line in pinned if line.startswith("torch=="))
+        assert f"you require {torch_pin}" in run.stderr, run.stderr  # the next step: the pinned torch
+    else:
+        assert not (root / "venv").exists()
+        assert "A managed Python download is available for Python 3.11" in run.stderr, run.stderr
