@@ -13,8 +13,8 @@ from tqdm import tqdm
 from autograder import runner
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
-from autograder.sandbox.limits import container_memory, fit_to_container
 from autograder.sandbox.child import preload
+from autograder.sandbox.limits import container_memory, fit_to_container
 from autograder.submissions import find_notebooks, shard
 
 

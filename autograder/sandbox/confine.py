@@ -1,6 +1,6 @@
 """Confine the current (sandbox) process: its own session, resource limits, Landlock, no root.
 
-It is also the kernel's first choice when memory runs out, so the OOM killer never takes the grader.
+It is also the kernel's first choice when memory runs out: the OOM killer takes a sandbox before the grader.
 
 Runs in the sandbox process before any submission code, in this order: limits are set while
 still privileged, Landlock is applied, then root (if we are root) is dropped for good.
@@ -52,8 +52,11 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
     """Apply every restriction; returns warnings about the ones this machine cannot enforce."""
     warnings = []
     os.umask(0o077)
-    with open("/proc/self/oom_score_adj", "w") as oom:  # out of memory, the kernel kills a sandbox first
-        oom.write("1000")
+    try:  # out of memory, the kernel kills a sandbox first (best effort: some containers forbid it)
+        with open("/proc/self/oom_score_adj", "w") as oom:
+            oom.write("1000")
+    except OSError:
+        pass
     shared_uid = os.getuid() if uid is None else None
     nproc = limits.processes + (processes_in_use(shared_uid) if shared_uid is not None else 0)
     rlimits = {

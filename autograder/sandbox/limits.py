@@ -44,10 +44,10 @@ def fit_to_container(limits: Limits, workers: int, memory: ContainerMemory | Non
     return dataclasses.replace(limits, memory_mb=max(MIN_MEMORY_MB, min(limits.memory_mb, share)))
 
 
-def container_memory(proc: Path = Path("/proc/self"), mounts: Path | None = None) -> ContainerMemory | None:
+def container_memory(proc: Path = Path("/proc/self")) -> ContainerMemory | None:
     """The memory limit of the cgroup this process runs in (cgroup v2 ``memory.max``, or v1
-    ``memory.limit_in_bytes``), with its working set; None where there is no limit or no cgroup."""
-    for version, mount_point, folder in own_cgroup_folders(proc, mounts or proc / "mountinfo"):
+    ``memory.limit_in_bytes``) and what is in use; None where there is no limit or no cgroup."""
+    for version, mount_point, folder in own_cgroup_folders(proc):
         try:
             found = _v2(mount_point, folder) if version == 2 else _v1(folder)
         except (OSError, ValueError):
@@ -57,11 +57,11 @@ def container_memory(proc: Path = Path("/proc/self"), mounts: Path | None = None
     return None
 
 
-def own_cgroup_folders(proc: Path, mountinfo: Path) -> list[tuple[int, Path, Path]]:
+def own_cgroup_folders(proc: Path) -> list[tuple[int, Path, Path]]:
     """(version, mount point, folder) of this process's cgroup in each hierarchy that can hold a memory limit."""
     try:
         memberships = (proc / "cgroup").read_text().splitlines()
-        mount_lines = mountinfo.read_text().splitlines()
+        mount_lines = (proc / "mountinfo").read_text().splitlines()
     except OSError:
         return []
     found = []
