@@ -11,9 +11,10 @@ import torch
 from tqdm import tqdm
 
 from autograder import runner
-from autograder.results import SubmissionResult, grades_csv, write_atomic
+from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.sandbox.child import preload
+from autograder.sandbox.limits import container_memory, fit_to_container
 from autograder.submissions import find_notebooks, shard
 
 
@@ -41,6 +42,17 @@ def resolve_device(device: str) -> str:
     return ("cuda" if cuda_present() else "cpu") if device == "auto" else device
 
 
+def fitted_limits(limits: Limits, workers: int) -> Limits:
+    """``limits``, with the sandboxes' memory cap below the container's memory limit when there is one
+    (measured with torch loaded, as the workers will start)."""
+    memory = container_memory()
+    fitted = fit_to_container(limits, workers, memory)
+    if memory is not None:
+        print(f"container memory limit {memory.limit / 2**20:.0f} MB, {memory.used / 2**20:.0f} MB in use: "
+              f"each of {workers} sandbox(es) may use {fitted.memory_mb} MB", file=sys.stderr)
+    return fitted
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -52,17 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         runner.check_hidden(args.suites)
         notebooks = find_notebooks(args.submitted, args.assignment)
         students = shard(sorted(notebooks), args.shard)
-    except (runner.GraderError, ValueError) as error:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for moved in upgrade_layout(args.out):
+            print(moved, file=sys.stderr)
+    except (runner.GraderError, ValueError, LayoutError) as error:
         p.error(str(error))
     device = resolve_device(args.device)
     if device == "cuda" and not cuda_present():
         p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
     workers = max(1, min(args.workers, len(students) or 1))
-    limits = Limits(submission_seconds=args.timeout)
-    args.out.mkdir(parents=True, exist_ok=True)
-    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force)
-            for s in students]
     preload()  # once, before the workers fork: torch is imported once per grading run
+    limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+    suite = runner.suite_sha256(args.suites, args.assignment)
+    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force, suite)
+            for s in students]
     torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
     failures = []
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -71,19 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         for student, code, message in progress:
             if code not in (runner.GRADED, runner.SKIPPED):
                 failures.append(f"{student}: {message or f'grading exited with status {code}'}")
-    results = collect(args.out, args.assignment)
+    results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results))
     if args.nbgrader_db:
         from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
 
-        gradebook.record(args.nbgrader_db, results)
+        gradebook.record(args.nbgrader_db, [r for r in results if r.assignment == args.assignment])
     for failure in failures:
         print(f"could not grade {failure}", file=sys.stderr)
     print(f"{len(jobs) - len(failures)} of {len(jobs)} submissions graded; {len(results)} results in {args.out}, "
           f"grades in {args.out / 'grades.csv'}")
     return 0
-
-
-def collect(out: Path, assignment: str) -> list[SubmissionResult]:
-    results = (SubmissionResult.read(path) for path in sorted(out.glob("*/results.json")))
-    return [r for r in results if r.assignment == assignment]

@@ -1,4 +1,8 @@
-"""``python -m autograder merge OUT... --out MERGED``: join the outputs of sharded grading runs."""
+"""``python -m autograder merge OUT... --out MERGED``: join the outputs of sharded grading runs.
+
+MERGED gets every ``<student>/<assignment>/`` folder and one grades.csv for all it holds. Results an
+older grader wrote as ``<student>/results.json`` are first moved into that layout, in place.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograder.results import SubmissionResult, grades_csv, write_atomic
+from autograder.results import RESULTS, LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,19 +18,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("outputs", nargs="+", type=Path, help="output folders of `grade --shard K/N` runs")
     p.add_argument("--out", type=Path, required=True, help="folder for the merged results and grades.csv")
     args = p.parse_args(argv)
-    results: dict[tuple[str, str], SubmissionResult] = {}
-    for folder in args.outputs:
+    args.out.mkdir(parents=True, exist_ok=True)
+    copied: dict[Path, Path] = {}  # <student>/<assignment> -> the output it came from
+    for folder in [args.out, *args.outputs]:
         if not folder.is_dir():
             p.error(f"{folder} is not a folder")
-        for path in sorted(folder.glob("*/results.json")):
-            result = SubmissionResult.read(path)
-            key = (result.assignment, result.student)
-            if key in results:
-                print(f"warning: {result.student} appears in more than one shard; keeping {path}", file=sys.stderr)
-            results[key] = result
-            if folder.resolve() != args.out.resolve():
-                shutil.copytree(path.parent, args.out / path.parent.name, dirs_exist_ok=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "grades.csv", grades_csv(list(results.values())))
-    print(f"merged {len(results)} results from {len(args.outputs)} folders into {args.out / 'grades.csv'}")
+        try:
+            for moved in upgrade_layout(folder):
+                print(moved, file=sys.stderr)
+        except LayoutError as error:
+            p.error(str(error))
+    for folder in args.outputs:
+        for path in sorted(folder.glob(f"*/*/{RESULTS}")):
+            place = path.parent.relative_to(folder)
+            if place in copied:
+                print(f"warning: {place} is in both {copied[place]} and {folder}; keeping {folder}'s", file=sys.stderr)
+            copied[place] = folder
+            if path.parent.resolve() != (args.out / place).resolve():
+                shutil.copytree(path.parent, args.out / place, dirs_exist_ok=True)
+    results = read_all(args.out)
+    write_atomic(args.out / "grades.csv", grades_csv(results))
+    print(f"merged {len(copied)} results from {len(args.outputs)} folders; {len(results)} results in "
+          f"{args.out / 'grades.csv'}")
     return 0

@@ -1,9 +1,11 @@
 """``python -m autograder package ASSIGNMENT --out autograder.zip``: a Gradescope autograder.
 
-The zip holds ``setup.sh`` and ``run_autograder`` (from ``autograder/gradescope/``), the pinned
-``requirements.txt``, the grader with only this assignment's hidden suite, the ``coursekit``
-data helpers and the bundled MNIST sample. Gradescope unpacks it into ``/autograder/source``;
-submissions are graded by the same sandbox as locally (student code as an unprivileged user).
+The zip holds ``setup.sh`` and ``run_autograder`` (from ``autograder/gradescope/``), the grader
+with only this assignment's hidden suite, the ``coursekit`` data helpers, the bundled MNIST sample
+and the pins of what setup.sh installs, taken from the project's ``requirements.txt``: ``uv.txt``,
+``torch.txt`` (from PyTorch's CPU-only index) and ``requirements.txt`` (the rest of what grading imports).
+Gradescope unpacks it into ``/autograder/source``; submissions are graded by the same sandbox as
+locally (student code as an unprivileged user).
 """
 from __future__ import annotations
 
@@ -11,14 +13,32 @@ import argparse
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "gradescope"
+TORCH = {"torch", "torchvision"}  # CPU builds on Gradescope, from https://download.pytorch.org/whl/cpu
+GRADING = TORCH | {"torchinfo", "numpy", "matplotlib", "tqdm", "nbformat", "pytest"}  # what grading imports
+# What setup.sh installs, file by file: uv (which provides Python 3.11), torch's CPU builds, the rest from PyPI.
+PIN_FILES = {"uv.txt": {"uv"}, "torch.txt": TORCH, "requirements.txt": GRADING - TORCH}
+
+
+def pins(requirements: Path = ROOT / "requirements.txt") -> dict[str, str]:
+    """The project's own pins of what the autograder installs, as the files of :data:`PIN_FILES`."""
+    pinned = {}
+    for line in requirements.read_text().splitlines():
+        if line.split("#")[0].strip():
+            requirement = Requirement(line.split("#")[0])
+            pinned[requirement.name] = str(requirement)
+    wanted = set().union(*PIN_FILES.values())
+    if missing := wanted - set(pinned):
+        raise ValueError(f"{requirements} does not pin {', '.join(sorted(missing))}")
+    return {name: "".join(f"{pinned[n]}\n" for n in sorted(names)) for name, names in PIN_FILES.items()}
 
 
 def files(assignment: str) -> dict[str, Path]:
     """Archive name -> file, for everything the autograder needs."""
     chosen = {name: SCRIPTS / name for name in ("setup.sh", "run_autograder")}
-    chosen["requirements.txt"] = ROOT / "requirements.txt"
     for package in ("autograder", "coursekit"):
         for path in sorted((ROOT / package).rglob("*")):
             relative = path.relative_to(ROOT)
@@ -42,5 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
         archive.writestr("ASSIGNMENT", args.assignment + "\n")
+        for name, text in pins().items():
+            archive.writestr(name, text)
     print(f"wrote {args.out} (Gradescope autograder for {args.assignment})")
     return 0

@@ -1,4 +1,9 @@
-"""One results type for a graded submission, with every output format as a method."""
+"""One results type for a graded submission, with every output format as a method.
+
+Results live in nbgrader's layout, one folder per student and assignment:
+``OUT/<student>/<assignment>/results.json`` (Gradescope's schema) and ``feedback.txt``, with one
+``OUT/grades.csv`` for every result in ``OUT``.
+"""
 from __future__ import annotations
 
 import csv
@@ -9,6 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+RESULTS, FEEDBACK = "results.json", "feedback.txt"
 CSV_FIELDS = ["student", "assignment", "score", "max_score", "tests_passed", "tests_failed", "execution_time"]
 
 
@@ -30,6 +36,7 @@ class SubmissionResult:
     execution_time: float = 0.0
     output: str = ""               # notes for the student: cell errors, crashes, the notebook's output
     notebook_sha256: str = ""
+    suite_sha256: str = ""         # the hidden suite that graded it: a changed suite means a regrade
 
     @property
     def graded(self) -> list[TestResult]:
@@ -54,6 +61,7 @@ class SubmissionResult:
             "tests": [asdict(t) for t in self.graded],
             "extra_data": {"student": self.student, "assignment": self.assignment,
                            "max_score": self.max_score, "notebook_sha256": self.notebook_sha256,
+                           "suite_sha256": self.suite_sha256,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -63,7 +71,7 @@ class SubmissionResult:
         tests = [TestResult(**t) for t in data["tests"]] + [TestResult(**t) for t in extra.get("skipped", [])]
         return cls(student=extra["student"], assignment=extra["assignment"], tests=tests,
                    execution_time=data.get("execution_time", 0.0), output=data.get("output", ""),
-                   notebook_sha256=extra.get("notebook_sha256", ""))
+                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,
@@ -82,15 +90,54 @@ class SubmissionResult:
             lines += ["", "Notes:", self.output]
         return "\n".join(lines) + "\n"
 
-    def write(self, folder: Path) -> None:
-        """``results.json`` and ``feedback.txt`` in ``folder``, each replaced atomically."""
+    def write(self, out: Path) -> None:
+        """``results.json`` and ``feedback.txt`` in ``out/<student>/<assignment>/``, each replaced atomically."""
+        folder = result_folder(out, self.student, self.assignment)
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "results.json", json.dumps(self.to_gradescope_dict(), indent=2, ensure_ascii=False))
-        write_atomic(folder / "feedback.txt", self.feedback_text())
+        write_atomic(folder / RESULTS, json.dumps(self.to_gradescope_dict(), indent=2, ensure_ascii=False))
+        write_atomic(folder / FEEDBACK, self.feedback_text())
 
     @classmethod
     def read(cls, path: Path) -> "SubmissionResult":
         return cls.from_gradescope_dict(json.loads(path.read_text()))
+
+
+class LayoutError(RuntimeError):
+    """An output folder whose results cannot be read without losing one."""
+
+
+def result_folder(out: Path, student: str, assignment: str) -> Path:
+    return out / student / assignment
+
+
+def read_all(out: Path) -> list[SubmissionResult]:
+    """Every result in ``out``, whatever the assignment."""
+    return [SubmissionResult.read(path) for path in sorted(out.glob(f"*/*/{RESULTS}"))]
+
+
+def upgrade_layout(out: Path) -> list[str]:
+    """Move results of the old layout (``OUT/<student>/results.json``, one assignment per folder) to
+    ``OUT/<student>/<assignment>/``, as each file's own ``extra_data`` says; returns what was moved.
+
+    Raises :class:`LayoutError` for a file that cannot be read or whose place is taken: nothing is dropped.
+    """
+    moved = []
+    for path in sorted(out.glob(f"*/{RESULTS}")):
+        try:
+            result = SubmissionResult.read(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise LayoutError(f"{path} (results of an older grader, outside nbgrader's <student>/<assignment>/ "
+                              f"layout) cannot be read ({type(error).__name__}: {error}); move or delete it") from None
+        target = result_folder(out, path.parent.name, result.assignment)
+        if (target / RESULTS).exists():
+            raise LayoutError(f"{path} (an older grader's layout) and {target / RESULTS} both hold "
+                              f"{result.student}'s {result.assignment} results; delete the one you do not want")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in (RESULTS, FEEDBACK):
+            if (path.parent / name).exists():
+                os.replace(path.parent / name, target / name)
+        moved.append(f"moved {path} to {target}/ (nbgrader's <student>/<assignment>/ layout)")
+    return moved
 
 
 def grades_csv(results: list[SubmissionResult]) -> str:

@@ -6,6 +6,7 @@ still-clean state, and only then imports the hidden suite and runs it under pyte
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
-from autograder.results import SubmissionResult
+from autograder.results import RESULTS, SubmissionResult, result_folder
 from autograder.sandbox import Limits, Sandbox
 from autograder.sandbox.confine import readable_paths
 
@@ -40,6 +41,7 @@ class Job:
     device: str = "cpu"
     limits: Limits = Limits()
     force: bool = False
+    suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
 
 
 def check_hidden(suite: Path) -> None:
@@ -47,6 +49,17 @@ def check_hidden(suite: Path) -> None:
     for allowed in readable_paths():
         if suite.resolve().is_relative_to(Path(allowed).resolve()):
             raise GraderError(f"the hidden suite {suite} lies inside {allowed}, which submissions may read")
+
+
+def suite_sha256(suites: Path, assignment: str) -> str:
+    """One hash of everything that decides ``assignment``'s scores: its hidden suite and the suites' pytest.ini."""
+    digest = hashlib.sha256()
+    files = [suites / "pytest.ini", *sorted((suites / assignment).rglob("*"))]
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(f"{path.relative_to(suites).as_posix()}\0{path.stat().st_size}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def grade(job: Job, submission: Submission) -> SubmissionResult:
@@ -70,7 +83,7 @@ def grade(job: Job, submission: Submission) -> SubmissionResult:
     if sandbox.output.strip():
         output += "\n\nYour notebook printed:\n" + sandbox.output
     return SubmissionResult(job.student, job.assignment, plugin.results, time.monotonic() - started,
-                            output.strip(), submission.sha256)
+                            output.strip(), submission.sha256, job.suite_sha256)
 
 
 def collection_report(args: list[str]) -> str:
@@ -90,9 +103,12 @@ def collection_report(args: list[str]) -> str:
 
 
 def already_graded(job: Job, submission: Submission) -> bool:
-    """A result exists for this very notebook (same SHA-256), and --force was not given."""
-    results = job.out / job.student / "results.json"
-    return not job.force and results.exists() and SubmissionResult.read(results).notebook_sha256 == submission.sha256
+    """A result exists for this very notebook graded by this very suite (same SHA-256s), and no --force."""
+    path = result_folder(job.out, job.student, job.assignment) / RESULTS
+    if job.force or not path.exists():
+        return False
+    previous = SubmissionResult.read(path)
+    return (previous.notebook_sha256, previous.suite_sha256) == (submission.sha256, job.suite_sha256)
 
 
 def grade_in_fork(job: Job) -> tuple[str, int, str]:
@@ -107,7 +123,7 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
             if already_graded(job, submission):
                 code = SKIPPED
             else:
-                grade(job, submission).write(job.out / job.student)
+                grade(job, submission).write(job.out)
                 code = GRADED
         except BaseException as error:  # noqa: BLE001 - reported to the parent, never lost
             os.write(write_error, f"{type(error).__name__}: {error}".encode()[:8000])
@@ -131,5 +147,5 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
 def failed(job: Job, message: str) -> tuple[str, int, str]:
     """Record a submission the grader could not grade, so it is never silently missing."""
     SubmissionResult(job.student, job.assignment, output=f"This submission could not be graded: {message}. "
-                     "Your instructor has been told.").write(job.out / job.student)
+                     "Your instructor has been told.", suite_sha256=job.suite_sha256).write(job.out)
     return job.student, FAILED, message

@@ -8,17 +8,21 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 
 
 def find_notebooks(submitted: Path, assignment: str) -> dict[str, Path]:
-    """``{student_id: notebook}``; a student whose folder holds no notebook maps to the missing path.
+    """``{student_id: notebook}`` for every student who submitted ``assignment``; one whose
+    assignment folder holds no notebook maps to the missing path (and is graded 0, with the reason).
 
     nbgrader's layout is ``submitted/<student>/<assignment>/<assignment>.ipynb``; when the
-    notebook was renamed, the folder's only notebook is used.
+    notebook was renamed, the folder's only notebook is used. Students without a folder for
+    ``assignment`` (they submitted only other assignments) are not listed.
     """
     if submitted.suffix == ".ipynb":
         return {submitted.stem: submitted}
     found = {}
     for folder in sorted(p for p in submitted.iterdir() if p.is_dir() and STUDENT_ID.match(p.name)):
+        if not (folder / assignment).is_dir():
+            continue
         expected = folder / assignment / f"{assignment}.ipynb"
-        others = sorted((folder / assignment).glob("*.ipynb")) if (folder / assignment).is_dir() else []
+        others = sorted((folder / assignment).glob("*.ipynb"))
         found[folder.name] = expected if expected.exists() or len(others) != 1 else others[0]
     return found
 

@@ -67,7 +67,7 @@ def main() -> None:
         course = Path(tmp)
         make_class(course, "cnn_vs_fc", args.cnn_students)
         total = ours(course, "cnn_vs_fc")
-        times = [json.loads(p.read_text())["execution_time"] for p in course.glob("autograded-ours/*/results.json")]
+        times = [json.loads(p.read_text())["execution_time"] for p in course.glob("autograded-ours/*/cnn_vs_fc/results.json")]
         print(f"cnn_vs_fc, {args.cnn_students} correct submissions, 2 workers: {total:.1f} s in all, "
               f"{max(times):.1f} s at most per submission (its own grading time)")
 

@@ -61,7 +61,7 @@ def graded(tmp_path_factory):
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", "conv_basics", str(submitted), "--out",
                           str(out), "--workers", "2", "--timeout", "60", "--device", DEVICE], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0 and "could not grade" not in run.stderr, run.stderr[-3000:]
-    results = {p.parent.name: SubmissionResult.read(p) for p in out.glob("*/results.json")}
+    results = {p.parent.parent.name: SubmissionResult.read(p) for p in out.glob("*/conv_basics/results.json")}
     return results, out, submitted, before
 
 
@@ -140,7 +140,7 @@ def test_huge_output_truncated(graded):
     results, out, _, _ = graded
     result = results["huge_output"]
     assert "more bytes of output dropped" in result.output and result.score == result.max_score
-    assert (out / "huge_output" / "results.json").stat().st_size < 200_000
+    assert (out / "huge_output" / "conv_basics" / "results.json").stat().st_size < 200_000
 
 
 def test_monkeypatched_comparisons_do_not_help(graded):
@@ -167,9 +167,9 @@ def test_snooping_refused(graded):
 
 def test_results_are_gradescope_json(graded):
     _, out, _, _ = graded
-    data = json.loads((out / "honest" / "results.json").read_text())
+    data = json.loads((out / "honest" / "conv_basics" / "results.json").read_text())
     assert {"score", "execution_time", "output", "tests"} <= set(data)
     for test in data["tests"]:
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
         assert ":" in test["name"]
-    assert (out / "honest" / "feedback.txt").read_text().startswith("conv_basics")
+    assert (out / "honest" / "conv_basics" / "feedback.txt").read_text().startswith("conv_basics")

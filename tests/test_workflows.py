@@ -202,45 +202,93 @@ def expand_matrix(matrix: dict, expressions: dict[str, list]) -> list[dict]:
 
 
 def substitute(text, combo: dict):
+    """``${{ matrix.a.b }}`` in ``text`` replaced by ``combo["a"]["b"]`` (the value itself when it is all of ``text``)."""
     if isinstance(text, list):
         return [substitute(t, combo) for t in text]
-    whole = re.fullmatch(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", text)
+
+    def value(path: str):
+        found = combo
+        for key in path.split("."):
+            found = found[key]
+        return found
+
+    pattern = r"\$\{\{\s*matrix\.([\w.]+)\s*\}\}"
+    whole = re.fullmatch(pattern, text)
     if whole:
-        return combo[whole.group(1)]
-    return re.sub(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", lambda m: str(combo[m.group(1)]), text)
+        return value(whole.group(1))
+    return re.sub(pattern, lambda m: str(value(m.group(1))), text)
 
 
-def test_grade_matrix_pairs_each_runner_with_its_device():
+def plan(device: str, shards: int, tmp_path: Path) -> dict[str, list]:
+    """Run the grade workflow's plan step for real (bash, as on the runner); returns its outputs, parsed."""
+    step = next(s for s in steps(load(ROOT / ".github" / "workflows" / "grade.yml")["jobs"]["plan"]) if s.get("id"))
+    output = tmp_path / f"output-{device}"
+    run = subprocess.run(["bash", "-e", "-c", step["run"]], capture_output=True, text=True,
+                         env={"SHARDS": str(shards), "DEVICE": device, "GITHUB_OUTPUT": str(output),
+                              "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    return {key: json.loads(value) for key, value in (line.split("=", 1) for line in output.read_text().splitlines())}
+
+
+def grade_legs(outputs: dict[str, list]) -> list[tuple[str, str, int]]:
+    """(runner, device, shard) of every grading job the matrix expands to, as GitHub expands it."""
     workflow = load(ROOT / ".github" / "workflows" / "grade.yml")
-    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
-    assert inputs["assignment"]["options"] == ["conv_basics", "cnn_vs_fc"]
-    assert inputs["shards"]["default"] == 2
     job = workflow["jobs"]["grade"]
-    shards = list(range(1, inputs["shards"]["default"] + 1))
-    combos = expand_matrix(job["strategy"]["matrix"], {job["strategy"]["matrix"]["shard"]: shards})
-
+    matrix = job["strategy"]["matrix"]
+    assert matrix["leg"] == "${{ fromJSON(needs.plan.outputs.legs) }}"
+    assert matrix["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    combos = expand_matrix(matrix, {matrix["leg"]: outputs["legs"], matrix["shard"]: outputs["shards"]})
     grade = next(s for s in steps(job) if "-m autograder grade" in s.get("run", ""))
-    legs = []
-    for combo in combos:
-        runner = substitute(job["runs-on"], combo)
-        command = substitute(grade["run"], combo)
-        device = re.search(r"--device\s+\"?(\w+)", command).group(1)
-        assert "--shard" in command
-        legs.append((json.dumps(runner), device, combo.get("shard")))
-
-    expected = [(json.dumps(r), d, k) for r, d in (("ubuntu-latest", "cpu"), (GPU_RUNNER, "cuda")) for k in shards]
-    assert sorted(legs) == sorted(expected)
+    assert re.search(r'--device "\$DEVICE"', grade["run"]) and "--shard" in grade["run"]
+    return [(json.dumps(substitute(job["runs-on"], c)), substitute(grade["env"]["DEVICE"], c), c["shard"])
+            for c in combos]
 
 
-def test_grade_workflow_uploads_each_leg_and_merges_each_runner_kind():
+HOSTED, GPU = (json.dumps("ubuntu-latest"), "cpu"), (json.dumps(GPU_RUNNER), "cuda")
+
+
+@pytest.mark.parametrize("device, legs", [("cpu", [HOSTED]), ("gpu", [GPU]), ("both", [HOSTED, GPU])])
+def test_grade_input_chooses_the_devices_and_pairs_each_runner_with_its_device(device, legs, tmp_path):
+    """One input: cpu (the default) grades each shard once on a hosted runner; gpu only on the GPU runner."""
+    inputs = load(ROOT / ".github" / "workflows" / "grade.yml")["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["assignment"]["options"] == ["conv_basics", "cnn_vs_fc"]
+    assert inputs["device"]["options"] == ["cpu", "gpu", "both"] and inputs["device"]["default"] == "cpu"
+    assert inputs["shards"]["default"] == 2
+    got = grade_legs(plan(device, 3, tmp_path))
+    assert sorted(got) == sorted((runner, dev, k) for runner, dev in legs for k in (1, 2, 3))
+
+
+def test_grade_plan_refuses_an_unknown_device(tmp_path):
+    step = next(s for s in steps(load(ROOT / ".github" / "workflows" / "grade.yml")["jobs"]["plan"]) if s.get("id"))
+    run = subprocess.run(["bash", "-e", "-c", step["run"]], capture_output=True, text=True,
+                         env={"SHARDS": "2", "DEVICE": "tpu", "GITHUB_OUTPUT": str(tmp_path / "out"),
+                              "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 1 and "device must be cpu, gpu or both" in run.stdout
+
+
+def test_grade_runs_as_root_with_sudo_and_hands_the_files_back():
+    """On a hosted runner (not root, passwordless sudo) the grader runs under sudo, by the venv's full path,
+    with the hidden tests and notebooks closed to other users; the files root wrote are chowned back to the
+    runner's user, even when grading fails."""
+    job = load(ROOT / ".github" / "workflows" / "grade.yml")["jobs"]["grade"]
+    script = next(s for s in steps(job) if "-m autograder grade" in s.get("run", ""))["run"]
+    assert '"$PWD/.venv/bin/python" -m autograder grade' in script
+    sudo_branch = script[script.index("sudo -n true"):script.index("else")]
+    assert 'sudo "${grade[@]}" || status=$?' in sudo_branch
+    assert sudo_branch.index('sudo "${grade[@]}"') < sudo_branch.index('sudo chown -R "$(id -u):$(id -g)" .')
+    assert 'exit "$status"' in sudo_branch
+    assert 'chmod -R go-rwx autograder/suites "$SUBMISSIONS"' in sudo_branch.split('sudo "${grade[@]}"')[0]
+
+
+def test_grade_workflow_uploads_each_leg_and_merges_each_device():
     workflow = load(ROOT / ".github" / "workflows" / "grade.yml")
     grade, merge = workflow["jobs"]["grade"], workflow["jobs"]["merge"]
     upload = next(s for s in steps(grade) if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert "matrix.kind" in upload["with"]["name"] and "matrix.shard" in upload["with"]["name"]
-    assert "grade" in merge["needs"]
-    assert set(merge["strategy"]["matrix"]["kind"]) == set(grade["strategy"]["matrix"]["kind"])
+    assert "matrix.leg.kind" in upload["with"]["name"] and "matrix.shard" in upload["with"]["name"]
+    assert "grade" in merge["needs"] and "plan" in merge["needs"]
+    assert merge["strategy"]["matrix"]["leg"] == grade["strategy"]["matrix"]["leg"]
     download = next(s for s in steps(merge) if s.get("uses", "").startswith("actions/download-artifact@"))
-    assert "matrix.kind" in download["with"]["pattern"]
+    assert "matrix.leg.kind" in download["with"]["pattern"]
     assert any("-m autograder merge" in s.get("run", "") and "--out merged" in s["run"] for s in steps(merge))
     final = [s for s in steps(merge) if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert final and final[-1]["with"]["path"].rstrip("/") == "merged"

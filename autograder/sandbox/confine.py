@@ -1,5 +1,7 @@
 """Confine the current (sandbox) process: its own session, resource limits, Landlock, no root.
 
+It is also the kernel's first choice when memory runs out: the OOM killer takes a sandbox before the grader.
+
 Runs in the sandbox process before any submission code, in this order: limits are set while
 still privileged, Landlock is applied, then root (if we are root) is dropped for good.
 """
@@ -50,6 +52,11 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
     """Apply every restriction; returns warnings about the ones this machine cannot enforce."""
     warnings = []
     os.umask(0o077)
+    try:  # out of memory, the kernel kills a sandbox first (best effort: some containers forbid it)
+        with open("/proc/self/oom_score_adj", "w") as oom:
+            oom.write("1000")
+    except OSError:
+        pass
     shared_uid = os.getuid() if uid is None else None
     nproc = limits.processes + (processes_in_use(shared_uid) if shared_uid is not None else 0)
     rlimits = {
@@ -61,6 +68,9 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
     }
     if device == "cpu":  # CUDA reserves huge address ranges: the grader watches its memory instead
         rlimits[resource.RLIMIT_AS] = _address_space_in_use() + limits.memory_mb * 2**20
+    if limits.memory_mb < Limits.memory_mb:  # fitted into a small container (see limits.fit_to_container)
+        warnings.append(f"this grader runs in a container with little memory: your code may use about "
+                        f"{limits.memory_mb} MB here (beyond that an allocation raises MemoryError)")
     for which, value in rlimits.items():
         resource.setrlimit(which, (value, value))
     try:

@@ -3,7 +3,7 @@ import os
 
 attempts = []
 for action, path in [("read", "{SUITE_FILE}"), ("write", "{SUBMITTED}/honest/conv_basics/conv_basics.ipynb"),
-                     ("write", "{OUT}/honest/results.json"), ("write", "{SUBMITTED}/planted.txt")]:
+                     ("write", "{OUT}/honest/conv_basics/results.json"), ("write", "{SUBMITTED}/planted.txt")]:
     try:
         with open(path, "r" if action == "read" else "w") as handle:
             handle.write("0") if action == "write" else attempts.append(handle.read())

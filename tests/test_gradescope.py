@@ -1,0 +1,377 @@
+"""The Gradescope autograder as Gradescope runs it, and within Gradescope's default container.
+
+`python -m autograder package` builds the zip; it is unpacked into a simulated /autograder and its
+own `run_autograder` grades one submission per container, here a cgroup with Gradescope's default
+limits: 768 MB of memory and half a CPU (cgroup v1 memory and cpu controllers, as root). Each run's
+wall time and peak memory are printed (`pytest -s`): they are the figures in the instructors' page.
+"""
+from __future__ import annotations
+
+import ast
+import concurrent.futures
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from packaging.requirements import Requirement
+
+from autograder.package import GRADING, TORCH
+from autograder.sandbox.limits import (GRADER_RESERVE_MB, MB, MIN_MEMORY_MB, ContainerMemory, Limits,
+                                       container_memory, fit_to_container)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTAINER_MB, CPU_SHARE = 768, 0.5
+V1 = Path("/sys/fs/cgroup")
+
+# One function of each assignment misbehaves; the tests named after it (and only those) lose their points.
+HUNGRY = {"conv_basics": "corr2d_multi_in_out", "cnn_vs_fc": "evaluate"}
+MISBEHAVIOUR = {
+    "memory_hungry": """
+def {function}(*args, **kwargs):
+    hoard = []
+    while True:  # 1 MB at a time, touched: resident memory grows until something stops it
+        hoard.append(bytearray(2**20))
+""",
+    "infinite_loop": """
+def {function}(*args, **kwargs):
+    while True:
+        pass
+""",
+}
+
+
+class Container:
+    """A cgroup v1 memory + cpu pair with Gradescope's limits, below this process's own cgroups, that
+    watches its anonymous memory (what the kernel cannot drop, unlike the page cache) while it runs."""
+
+    def __init__(self, name: str) -> None:
+        self.memory = V1 / "memory" / own_cgroup("memory").lstrip("/") / name
+        self.cpu = V1 / "cpu" / own_cgroup("cpu").lstrip("/") / name
+        for folder in (self.memory, self.cpu):
+            folder.mkdir()
+        self.peak_anonymous = 0
+        self._watching = threading.Event()
+        try:
+            (self.memory / "memory.limit_in_bytes").write_text(str(CONTAINER_MB * 2**20))
+            period = int((self.cpu / "cpu.cfs_period_us").read_text())
+            (self.cpu / "cpu.cfs_quota_us").write_text(str(int(period * CPU_SHARE)))
+        except OSError:
+            self.remove()
+            raise
+
+    def run(self, command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float]:
+        """Run ``command`` inside; returns it and its wall time."""
+        watcher = threading.Thread(target=self._watch)
+        watcher.start()
+        started = time.monotonic()
+        try:
+            run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, preexec_fn=self._enter)
+        finally:
+            self._watching.set()
+            watcher.join()
+        return run, time.monotonic() - started
+
+    def _enter(self) -> None:
+        """preexec_fn: the new process joins both cgroups before it runs anything."""
+        for folder in (self.memory, self.cpu):
+            (folder / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _watch(self) -> None:
+        while not self._watching.wait(0.05):
+            stat = dict(line.split() for line in (self.memory / "memory.stat").read_text().splitlines())
+            self.peak_anonymous = max(self.peak_anonymous, int(stat["total_rss"]) + int(stat["total_shmem"]))
+
+    def peak_mb(self) -> tuple[float, float]:
+        """(most memory charged, page cache included; most anonymous memory seen), in MB."""
+        return int((self.memory / "memory.max_usage_in_bytes").read_text()) / 2**20, self.peak_anonymous / 2**20
+
+    def oom_kills(self) -> int:
+        fields = dict(line.split() for line in (self.memory / "memory.oom_control").read_text().splitlines())
+        return int(fields.get("oom_kill", 0))
+
+    def remove(self) -> None:
+        for folder in (self.memory, self.cpu):
+            for _ in range(50):  # the last processes may still be exiting
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+def own_cgroup(controller: str) -> str:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path
+    raise FileNotFoundError(f"no cgroup v1 {controller} controller")
+
+
+@pytest.fixture
+def container():
+    """``container(name)`` makes a Container, removed after the test; skips where cgroups cannot be made."""
+    if os.geteuid() != 0:
+        pytest.skip("simulating Gradescope's container needs root (cgroup v1 memory and cpu controllers)")
+    made = []
+
+    def make(name: str) -> Container:
+        try:
+            made.append(Container(f"gradescope-test-{os.getpid()}-{name}"))
+        except OSError as error:
+            pytest.skip(f"cgroup v1 memory and cpu controllers are not writable here ({error})")
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.remove()
+
+
+def submission(assignment: str, kind: str) -> nbformat.NotebookNode:
+    notebook = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    if kind in MISBEHAVIOUR:
+        notebook.cells.append(nbformat.v4.new_code_cell(MISBEHAVIOUR[kind].format(function=HUNGRY[assignment])))
+    return notebook
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ["conv_basics", "cnn_vs_fc"])
+def test_run_autograder_within_gradescope_limits(container, assignment, tmp_path):
+    """Correct, memory-hungry and endless submissions, each in a container of its own (run side by side
+    to save time): each gets its own results.json, with the right score, and the OOM killer never strikes."""
+    zip_path = tmp_path / "autograder.zip"
+    packaged = subprocess.run([sys.executable, "-m", "autograder", "package", assignment, "--out", str(zip_path)],
+                              cwd=ROOT, capture_output=True, text=True)
+    assert packaged.returncode == 0, packaged.stderr
+    source = tmp_path / "source"
+    shutil.unpack_archive(zip_path, source)
+    kinds = ["correct", *MISBEHAVIOUR]
+    containers = {kind: container(kind) for kind in kinds}
+    roots = {kind: tmp_path / kind for kind in kinds}  # a fresh /autograder per submission, as on Gradescope
+    for kind, root in roots.items():
+        (root / "submission").mkdir(parents=True)
+        (root / "source").symlink_to(source)
+        nbformat.write(submission(assignment, kind), root / "submission" / f"{assignment}.ipynb")
+    with concurrent.futures.ThreadPoolExecutor(len(kinds)) as pool:
+        runs = dict(zip(kinds, pool.map(lambda kind: containers[kind].run(
+            ["bash", str(source / "run_autograder")],
+            env={"AUTOGRADER_ROOT": str(roots[kind]), "PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}), kinds)))
+    print(f"\n{assignment} under {CONTAINER_MB} MB and {CPU_SHARE:g} CPU: wall time, peak memory charged "
+          "(page cache included), peak anonymous memory")
+    results = {}
+    for kind in kinds:
+        run, seconds = runs[kind]
+        charged, anonymous = containers[kind].peak_mb()
+        cap = next((line for line in run.stderr.splitlines() if line.startswith("container memory")), "no cap")
+        print(f"  {kind:14} {seconds:6.1f} s  {charged:4.0f} MB  {anonymous:4.0f} MB   ({cap})")
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert containers[kind].oom_kills() == 0, f"the kernel's OOM killer struck during {kind}:\n{run.stderr}"
+        results[kind] = json.loads((roots[kind] / "results" / "results.json").read_text())
+
+    correct = results["correct"]
+    assert correct["score"] == correct["extra_data"]["max_score"] > 0, correct["output"]
+    function = HUNGRY[assignment]
+    its_points = sum(t["max_score"] for t in correct["tests"] if t["name"].startswith(f"{function}:"))
+    assert its_points > 0
+    for kind, words in [("memory_hungry", "MemoryError"), ("infinite_loop", "time limit")]:
+        result = results[kind]
+        assert [t["name"] for t in result["tests"]] == [t["name"] for t in correct["tests"]]
+        assert result["score"] == correct["score"] - its_points, result["output"]
+        failed = [t for t in result["tests"] if t["score"] < t["max_score"]]
+        assert failed and all(t["name"].startswith(f"{function}:") and words in t["output"] for t in failed), failed
+    assert "your code may use about" in results["memory_hungry"]["output"]
+
+
+# --- the package: what setup.sh installs ----------------------------------------------------------
+
+def test_package_pins_are_the_projects_own(tmp_path):
+    """uv.txt, torch.txt and requirements.txt in the zip are lines of the project's requirements.txt, not copies."""
+    zip_path = tmp_path / "autograder.zip"
+    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out", str(zip_path)],
+                          cwd=ROOT, capture_output=True).returncode == 0
+    shutil.unpack_archive(zip_path, tmp_path / "source")
+    project = {Requirement(line).name: line for line in requirement_lines(ROOT / "requirements.txt")}
+    for name, wanted in [("uv.txt", {"uv"}), ("torch.txt", {"torch", "torchvision"}),
+                         ("requirements.txt", GRADING - TORCH)]:
+        assert set(requirement_lines(tmp_path / "source" / name)) == {project[n] for n in wanted}, name
+
+
+def requirement_lines(path: Path) -> list[str]:
+    return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
+
+
+def test_grading_imports_only_packaged_packages():
+    """Every package the grader imports is installed by setup.sh (all but gradebook.py, used only with
+    --nbgrader-db, and package.py, which builds the zip): a new import in the grader must be added to
+    package.GRADING (and pinned in requirements.txt)."""
+    distributions = importlib.metadata.packages_distributions()
+    local = {"autograder", "coursekit", "reference"}
+    imported = {}
+    for path in [*(ROOT / "autograder").rglob("*.py"), *(ROOT / "coursekit").rglob("*.py")]:
+        if path.name in ("gradebook.py", "package.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in local and top != "__future__":
+                    imported.setdefault(top, path.relative_to(ROOT))
+    packaged = {canonical(d) for d in GRADING}
+    unpackaged = {f"{module} ({where})" for module, where in imported.items()
+                  if not {canonical(d) for d in distributions.get(module, [module])} & packaged}
+    assert not unpackaged, f"imported by the grader but not installed on Gradescope: {sorted(unpackaged)}"
+
+
+def canonical(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+STUB_UV = """#!/bin/bash
+echo "uv $*" >> "$LOG"
+if [ "$1" = venv ]; then  # a "venv" whose python is the one running these tests
+  mkdir -p "$4/bin" && printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" > "$4/bin/python" && chmod +x "$4/bin/python"
+fi
+"""
+
+
+def test_setup_installs_python_311_and_cpu_torch_from_the_pins(tmp_path):
+    """setup.sh's logic offline (it needs the internet): uv (a stub that logs its calls) makes a Python 3.11 venv,
+    installs torch.txt from PyTorch's CPU index before requirements.txt, and the venv is checked for real."""
+    root, log = tmp_path / "autograder", tmp_path / "calls.log"
+    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out",
+                           str(tmp_path / "a.zip")], cwd=ROOT).returncode == 0
+    shutil.unpack_archive(tmp_path / "a.zip", root / "source")
+    uv = tmp_path / "uv"
+    uv.write_text(STUB_UV)
+    uv.chmod(0o755)
+    run = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True,
+                         env={"AUTOGRADER_ROOT": str(root), "UV": str(uv), "LOG": str(log), "PYTHON": sys.executable,
+                              "PATH": "/usr/bin:/bin"})
+    venv_python = root / "venv" / "bin" / "python"
+    assert log.read_text().splitlines() == [
+        f"uv venv --python 3.11 {root / 'venv'}",
+        f"uv pip install --python {venv_python} --index-url https://download.pytorch.org/whl/cpu "
+        f"-r {root / 'source' / 'torch.txt'}",
+        f"uv pip install --python {venv_python} -r {root / 'source' / 'requirements.txt'}"]
+    # The venv's check runs on this machine's Python for real: it refuses a CUDA build of torch.
+    import torch
+
+    if torch.version.cuda or sys.version_info[:2] != (3, 11):
+        assert run.returncode != 0 and ("CUDA build" in run.stderr or "not 3.11" in run.stderr), run.stderr
+    else:
+        assert run.returncode == 0 and "(CPU)" in run.stdout, run.stderr
+        assert (root / "source").stat().st_mode & 0o077 == 0
+
+
+# --- the memory cap: read from the container's cgroup ---------------------------------------------
+
+def fake_cgroups(tmp_path: Path, membership: str, mounts: list[tuple[str, str, str, str]],
+                 files: dict[str, str]) -> Path:
+    """A /proc/self (cgroup, mountinfo) and cgroup files under tmp_path; mounts: (root, point, fstype, options)."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text(membership)
+    (proc / "mountinfo").write_text("".join(f"{30 + i} 23 0:{30 + i} {root} {tmp_path / point} rw,relatime - "
+                                            f"{fstype} {fstype} {options}\n"
+                                            for i, (root, point, fstype, options) in enumerate(mounts)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return proc
+
+
+def test_container_memory_from_cgroup_v2_takes_the_smallest_limit_above(tmp_path):
+    proc = fake_cgroups(tmp_path, "0::/course/grader\n", [("/", "cg", "cgroup2", "rw")], {
+        "cg/cgroup.controllers": "memory", "cg/course/memory.max": str(768 * MB),
+        "cg/course/grader/memory.max": "max", "cg/course/grader/memory.current": str(500 * MB),
+        "cg/course/grader/memory.stat": f"anon {380 * MB}\nfile {130 * MB}\nshmem {10 * MB}\n"})
+    assert container_memory(proc) == ContainerMemory(limit=768 * MB, used=380 * MB)
+
+
+def test_container_memory_from_cgroup_v1_seen_from_inside_a_container(tmp_path):
+    """Docker without a cgroup namespace: /proc says /docker/ID, the mount's root is that same cgroup."""
+    proc = fake_cgroups(tmp_path, "5:cpu:/docker/abc\n4:memory:/docker/abc\n0::/\n", [
+        ("/docker/abc", "memory", "cgroup", "rw,memory"), ("/", "unified", "cgroup2", "rw")], {
+        "memory/memory.limit_in_bytes": str(2**63 - 4096), "memory/memory.usage_in_bytes": str(600 * MB),
+        "memory/memory.stat": f"cache {200 * MB}\nhierarchical_memory_limit {768 * MB}\ntotal_cache {200 * MB}\n"
+                              f"total_shmem {MB}\n"})
+    assert container_memory(proc) == ContainerMemory(limit=768 * MB, used=401 * MB)
+
+
+def test_no_container_memory_without_a_limit(tmp_path):
+    proc = fake_cgroups(tmp_path, "4:memory:/\n0::/\n", [("/", "memory", "cgroup", "rw,memory"),
+                                                          ("/", "unified", "cgroup2", "rw")], {
+        "memory/memory.limit_in_bytes": str(2**63 - 4096), "memory/memory.usage_in_bytes": str(600 * MB),
+        "memory/memory.stat": f"hierarchical_memory_limit {2**63 - 4096}\n", "unified/cgroup.controllers": ""})
+    assert container_memory(proc) is None
+
+
+@pytest.mark.parametrize("memory, workers, cap", [
+    (None, 2, Limits.memory_mb),                                   # no container: the default
+    (ContainerMemory(64 * 2**30, 2**30), 4, Limits.memory_mb),     # a big machine: the default
+    (ContainerMemory(768 * MB, 420 * MB), 1, 768 - 420 - GRADER_RESERVE_MB),
+    (ContainerMemory(768 * MB, 420 * MB), 2, MIN_MEMORY_MB),       # too small for 2: the floor
+])
+def test_memory_cap_fits_the_container(memory, workers, cap):
+    assert fit_to_container(Limits(), workers, memory).memory_mb == cap
+
+
+def other_python() -> Path | None:
+    """An interpreter of another Python than 3.11 on this machine, to play an Ubuntu image's python3."""
+    places = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p and "shims" not in p]
+    places += [Path("/usr/bin"), *sorted(Path.home().glob(".pyenv/versions/*/bin"))]
+    for minor in (12, 10, 13):
+        for place in places:
+            if (place / f"python3.{minor}").is_file():
+                return place / f"python3.{minor}"
+    return None
+
+
+@pytest.mark.parametrize("has_311", [True, False], ids=["image-with-python3.11", "image-without-3.11"])
+def test_setup_takes_python_311_whatever_the_images_python3(has_311, tmp_path):
+    """The real, pinned uv runs setup.sh's venv step offline in an "image" whose python3 is not 3.11: it takes the
+    image's python3.11 when there is one; without one it would download a standalone 3.11 (refused offline)."""
+    pinned = requirement_lines(ROOT / "requirements.txt")
+    uv = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if uv is None:
+        pytest.fail("uv is not installed: `make setup` installs it (requirements.txt pins it)")
+    version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.split()[1]
+    assert f"uv=={version}" in pinned, f"{uv} is uv {version}, not the pinned one"
+    other = other_python()
+    if other is None:
+        pytest.skip("no interpreter of another Python than 3.11 here to play the image's python3")
+    image = tmp_path / "image-bin"
+    image.mkdir()
+    (image / "python3").symlink_to(other)
+    (image / "chmod").symlink_to(shutil.which("chmod"))
+    if has_311:
+        (image / "python3.11").symlink_to(sys._base_executable)
+    root = tmp_path / "autograder"
+    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out",
+                           str(tmp_path / "a.zip")], cwd=ROOT, capture_output=True).returncode == 0
+    shutil.unpack_archive(tmp_path / "a.zip", root / "source")
+    run = subprocess.run([shutil.which("bash"), str(root / "source" / "setup.sh")], capture_output=True, text=True,
+                         timeout=120, env={"AUTOGRADER_ROOT": str(root), "UV": uv, "PATH": str(image), "UV_OFFLINE": "1",
+                                           "HOME": str(tmp_path), "UV_CACHE_DIR": str(tmp_path / "cache"),
+                                           "UV_PYTHON_INSTALL_DIR": str(tmp_path / "python")})
+    assert run.returncode != 0  # offline, nothing can be installed
+    if has_311:
+        python = subprocess.run([str(root / "venv" / "bin" / "python"), "-c", "import sys; print(sys.version_info[:2])"],
+                                capture_output=True, text=True)
+        assert python.stdout.strip() == "(3, 11)", run.stderr
+        assert f"interpreter at: {image / 'python3.11'}" in run.stderr, run.stderr
+        torch_pin = next(line for line in pinned if line.startswith("torch=="))
+        assert f"you require {torch_pin}" in run.stderr, run.stderr  # the next step: the pinned torch
+    else:
+        assert not (root / "venv").exists()
+        assert "A managed Python download is available for Python 3.11" in run.stderr, run.stderr
