@@ -1,11 +1,17 @@
-"""Hidden tests of corr2d_multi_in_out(X, K): X (C_in, H, W), K (C_out, C_in, kh, kw)."""
+"""Hidden tests of corr2d_multi_in_out(X, K): X (C_in, H, W), K (C_out, C_in, kh, kw).
+
+It runs with the grader's corr2d in place of the notebook's: a corr2d mistake is graded by corr2d's tests.
+"""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from autograder.expect import expect_tensor
+from reference import with_reference_corr2d
 
 torch.manual_seed(1)
+
+CALL = with_reference_corr2d("result = corr2d_multi_in_out(X, K)", "corr2d_multi_in_out")
 
 CASES = {
     "2 input and 3 output channels, 2×2 kernels": ((2, 4, 5), (3, 2, 2, 2)),
@@ -14,18 +20,21 @@ CASES = {
 }
 
 
+def check(submission, X, K, call):
+    got = submission.run(CALL, X=X, K=K, what=call)
+    expect_tensor(got, F.conv2d(X[None], K)[0], call + " (run with a correct corr2d)")
+
+
 @pytest.mark.points(2)
 @pytest.mark.parametrize("case", CASES)
 def test_channels(submission, case):
     """corr2d_multi_in_out: {case}"""
     x_shape, k_shape = CASES[case]
-    X, K = torch.randn(x_shape), torch.randn(k_shape)
-    expect_tensor(submission.call("corr2d_multi_in_out", X, K), F.conv2d(X[None], K)[0],
-                  f"corr2d_multi_in_out(X, K) with X of shape {x_shape}, K of shape {k_shape}")
+    check(submission, torch.randn(x_shape), torch.randn(k_shape),
+          f"corr2d_multi_in_out(X, K) with X of shape {x_shape}, K of shape {k_shape}")
 
 
 def test_dtype(submission):
     """corr2d_multi_in_out: a float64 input stays float64"""
-    X, K = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 2, 2, 2, dtype=torch.float64)
-    expect_tensor(submission.call("corr2d_multi_in_out", X, K), F.conv2d(X[None], K)[0],
-                  "corr2d_multi_in_out(X, K) with float64 X (2, 3, 3) and K (2, 2, 2, 2)")
+    check(submission, torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 2, 2, 2, dtype=torch.float64),
+          "corr2d_multi_in_out(X, K) with float64 X (2, 3, 3) and K (2, 2, 2, 2)")
