@@ -50,6 +50,14 @@ def shape(value) -> tuple[int, ...] | None:
     return tuple(sizes) if all(isinstance(size, int) and not isinstance(size, bool) for size in sizes) else None
 
 
+def expect_dtype(got, dtype: torch.dtype, call: str) -> None:
+    """``got`` is a tensor of ``dtype`` (its values are other tests' business)."""
+    if not isinstance(got, torch.Tensor):
+        fail(call, f"a {dtype} tensor", got, "did not return a tensor")
+    if got.dtype != dtype:
+        fail(call, f"a {dtype} tensor", got, f"wrong dtype (the input's dtype {dtype} must be kept)")
+
+
 def expect_equal(got, expected, call: str, why: str = "wrong result") -> None:
     if got != expected:
         fail(call, expected, got, why)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.expect import expect_tensor
+from autograder.expect import expect_dtype, expect_tensor
 from reference import with_reference_corr2d
 
 torch.manual_seed(1)
@@ -20,21 +20,19 @@ CASES = {
 }
 
 
-def check(submission, X, K, call):
-    got = submission.run(CALL, X=X, K=K, what=call)
-    expect_tensor(got, F.conv2d(X[None], K)[0], call + " (run with a correct corr2d)")
-
-
 @pytest.mark.points(2)
 @pytest.mark.parametrize("case", CASES)
 def test_channels(submission, case):
     """corr2d_multi_in_out: {case}"""
     x_shape, k_shape = CASES[case]
-    check(submission, torch.randn(x_shape), torch.randn(k_shape),
-          f"corr2d_multi_in_out(X, K) with X of shape {x_shape}, K of shape {k_shape}")
+    X, K = torch.randn(x_shape), torch.randn(k_shape)
+    call = f"corr2d_multi_in_out(X, K) with X of shape {x_shape}, K of shape {k_shape}"
+    expect_tensor(submission.run(CALL, X=X, K=K, what=call), F.conv2d(X[None], K)[0],
+                  call + " (run with a correct corr2d)")
 
 
 def test_dtype(submission):
     """corr2d_multi_in_out: a float64 input stays float64"""
-    check(submission, torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 2, 2, 2, dtype=torch.float64),
-          "corr2d_multi_in_out(X, K) with float64 X (2, 3, 3) and K (2, 2, 2, 2)")
+    X, K = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 2, 2, 2, dtype=torch.float64)
+    call = "corr2d_multi_in_out(X, K) with float64 X (2, 3, 3) and K (2, 2, 2, 2)"
+    expect_dtype(submission.run(CALL, X=X, K=K, what=call), torch.float64, call + " (run with a correct corr2d)")

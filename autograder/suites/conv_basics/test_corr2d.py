@@ -5,7 +5,7 @@ import inspect
 import pytest
 import torch
 
-from autograder.expect import expect_tensor, show
+from autograder.expect import expect_dtype, expect_tensor, show
 from reference import corr2d as reference
 
 torch.manual_seed(0)
@@ -40,7 +40,8 @@ def test_shapes(submission, case):
 
 def test_dtype(submission):
     """corr2d: a float64 input stays float64"""
-    check(submission, torch.randn(5, 5, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64))
+    X, K = torch.randn(5, 5, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    expect_dtype(submission.call("corr2d", X, K), torch.float64, "corr2d(X, K) with float64 X (5, 5) and K (2, 2)")
 
 
 PADDING = {"1": 1, "(2, 1)": (2, 1), "(0, 3)": (0, 3)}

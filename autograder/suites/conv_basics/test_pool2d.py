@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.expect import expect_raises, expect_tensor, raised
+from autograder.expect import expect_dtype, expect_raises, expect_tensor, raised
 
 torch.manual_seed(2)
 
@@ -22,8 +22,8 @@ def check(submission, X, pool_size, **options):
 
 
 CASES = {
-    "max pooling 2×2 on a 4×4 input": ((4, 4), 2, {}),
-    "average pooling 2×2 on a 4×6 input": ((4, 6), 2, {"mode": "avg"}),
+    "max pooling 2×2 on a 4×4 input (stride defaults to the window)": ((4, 4), 2, {}),
+    "average pooling 2×2, stride 2 on a 4×6 input": ((4, 6), 2, {"mode": "avg", "stride": 2}),
     "max pooling 3×3 with stride 1": ((5, 5), 3, {"stride": 1}),
     "a (2, 3) window with stride (1, 2)": ((5, 7), (2, 3), {"stride": (1, 2)}),
     "stride that does not divide: 3×3 window, stride 2 on 6×7": ((6, 7), 3, {"stride": 2}),
@@ -50,8 +50,10 @@ def test_seed_layer(submission):
 
 
 def test_dtype(submission):
-    """pool2d: a float64 input stays float64 (max pooling)"""
-    check(submission, torch.randn(4, 4, dtype=torch.float64), 2)
+    """pool2d: a float64 input stays float64"""
+    X = torch.randn(4, 4, dtype=torch.float64)
+    expect_dtype(submission.call("pool2d", X, 2, stride=2), torch.float64,
+                 "pool2d(X, 2, stride=2) with a float64 X (4, 4)")
 
 
 def test_unknown_mode(submission):
