@@ -168,12 +168,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 loader = DataLoader(TensorDataset(X, y), batch_size=4)
 criterion = nn.CrossEntropyLoss()
-models = {}
+models = dict()
 for device in ("cpu", "cuda"):
     models[device] = nn.Linear(4, 3)
     models[device].load_state_dict(state)
     models[device].to(device)
-values = {}
+values = dict()
 for device, model in models.items():
     values[device] = {call}
 result = (values["cpu"], values["cuda"], str(next(models["cuda"].parameters()).device),
