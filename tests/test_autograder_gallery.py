@@ -59,7 +59,8 @@ def graded(tmp_path_factory):
             nbformat.write(hostile_notebook(source), target)
     before = tree_digest(submitted)
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", "conv_basics", str(submitted), "--out",
-                          str(out), "--workers", "2", "--timeout", "60", "--device", DEVICE], capture_output=True, text=True, timeout=900)
+                          str(out), "--workers", "2", "--timeout", "60", "--device", DEVICE],
+                         capture_output=True, text=True, timeout=900)
     assert run.returncode == 0 and "could not grade" not in run.stderr, run.stderr[-3000:]
     results = {p.parent.parent.name: SubmissionResult.read(p) for p in out.glob("*/conv_basics/results.json")}
     return results, out, submitted, before

@@ -2,7 +2,9 @@
 
 Requests and replies are plain data (see :mod:`autograder.sandbox.channel`). Two requests:
 ``call`` a function the notebook defined, or ``run`` a snippet of the suite's code with the
-notebook's names in scope and send back its ``result``. Nothing here decides a score.
+notebook's names in scope and send back its ``result``. Each runs under a time limit: when it
+runs out, the reply names the notebook function that was running, and the grader has that
+function fail at once from then on (one hang costs one call's time). Nothing here decides a score.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import fcntl
 import importlib
 import linecache
 import os
+import signal
 import socket
 import sys
 import traceback
@@ -28,6 +31,27 @@ MAX_DEPTH = 16
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.utils.data", "torchvision",
            "torchvision.datasets", "torchvision.transforms", "torchinfo", "numpy", "matplotlib.pyplot", "tqdm",
            "math", "random", "itertools", "collections", "functools", "time", "typing", "dataclasses")
+
+
+class CallTimeout(BaseException):
+    """Raised in the submission's code when a request runs out of time (not an Exception: few catch it)."""
+
+
+def on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+class Shell:
+    """What ``get_ipython()`` returns here: magics and shell commands (``%matplotlib``, ``!pip``) do
+    nothing; the code Jupyter runs for ``%%time`` and the like is plain code already (:mod:`autograder.notebook`)."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    run_cell_magic = system = run_line_magic
+
+    def getoutput(self, *args, **kwargs):
+        return []
 
 
 def preload() -> None:
@@ -59,8 +83,11 @@ def main(sock_fd: int, output_fd: int) -> None:
     torch.set_num_threads(1)  # parallelism comes from grading workers; small ops run slower on more threads
     if spec["device"] == "cuda":  # the watchdog's baseline, measured before any submission code runs
         channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid())})
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__, "get_ipython": Shell}
     errors = [execute(index, source, namespace) for index, source in spec["cells"]]
+    for path, seconds in spec["hung"].items():
+        stop_running(namespace, path, seconds)
+    signal.signal(signal.SIGALRM, on_alarm)
     channel.send(sock, {"warnings": warnings, "cell_errors": [e for e in errors if e]})
     serve(sock, namespace)
 
@@ -95,6 +122,7 @@ def serve(sock: socket.socket, namespace: dict) -> None:
 
 
 def answer(request: dict, namespace: dict) -> dict:
+    signal.setitimer(signal.ITIMER_REAL, request["seconds"])
     try:
         if request["op"] == "call":
             function = namespace.get(request["name"])
@@ -108,17 +136,54 @@ def answer(request: dict, namespace: dict) -> dict:
             exec(compile(request["code"], "<grader>", "exec"), scope)
             value = scope.get("result")
         return {"ok": True, "value": plain(value)}
+    except CallTimeout as error:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return {"ok": False, "missing": False, "message": describe(error, with_error=False),
+                "hung": hung_function(error, namespace)}
     except BaseException as error:  # noqa: BLE001
+        signal.setitimer(signal.ITIMER_REAL, 0)
         name = getattr(error, "name", None) if isinstance(error, NameError) else None
         if name and name not in namespace:
             return {"ok": False, "missing": True, "message": f"the notebook does not define `{name}`"}
         return {"ok": False, "missing": False, "message": describe(error)}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def describe(error: BaseException) -> str:
+def hung_function(error: CallTimeout, namespace: dict) -> str:
+    """The innermost notebook function (``name``) or method (``Class.name``) that was running out of time."""
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+        code = frame.f_code
+        if not code.co_filename.startswith("<cell"):
+            continue
+        if getattr(namespace.get(code.co_name), "__code__", None) is code:
+            return code.co_name
+        owner = type(frame.f_locals.get("self"))
+        if namespace.get(owner.__name__) is owner and getattr(getattr(owner, code.co_name, None), "__code__",
+                                                               None) is code:
+            return f"{owner.__name__}.{code.co_name}"
+    return ""
+
+
+def stop_running(namespace: dict, path: str, seconds: float) -> None:
+    """Replace the function (or method) at ``path`` by one that fails at once, saying why."""
+    def timed_out(*args, **kwargs):
+        raise TimeoutError(f"`{path}` did not finish within {seconds:g} s (time limit) in an earlier test, "
+                           "so it is not run again")
+
+    owner_name, _, name = path.rpartition(".")
+    if not owner_name:
+        namespace[name] = timed_out
+    elif isinstance(namespace.get(owner_name), type):
+        setattr(namespace[owner_name], name, timed_out)
+
+
+def describe(error: BaseException, with_error: bool = True) -> str:
     """The exception with only the submission's own frames, as a student would want to read it."""
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith("<cell")]
-    lines = traceback.format_list(frames[-5:]) + traceback.format_exception_only(type(error), error)
+    lines = traceback.format_list(frames[-5:])
+    if with_error:
+        lines += traceback.format_exception_only(type(error), error)
     return "".join(lines).strip()[:4000]
 
 

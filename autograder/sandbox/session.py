@@ -5,6 +5,9 @@ and a few spares are forked from a clean process (torch already imported, no hid
 loaded yet); a replacement after a timeout or a crash is a spare, or else a fresh interpreter,
 so the suite's memory never reaches submission code. Every failure caused by the submission is raised as a
 :class:`SubmissionError`, which the suite's tests report as a failed test with its message.
+
+A function that runs out of time is remembered: in this sandbox and every replacement it fails at
+once from then on, so one hang costs one call's time and the independent functions are still graded.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from autograder.sandbox.limits import Limits
 SPARES = 2      # clean replacements forked up front; later ones start a fresh interpreter
 GPU_FRACTION = 0.4  # of the GPU's memory, per sandbox (CUDA's own allocator enforces it)
 MAX_STARTS = 16
+GRACE = 2.0     # seconds a request may overrun its limit (the sandbox stops it itself) before it is killed
 
 
 class SubmissionError(AssertionError):
@@ -38,7 +42,8 @@ def well_formed(reply) -> bool:
         return False
     if reply.get("ok") is True:
         return "value" in reply
-    return reply.get("ok") is False and isinstance(reply.get("message"), str) and "missing" in reply
+    return (reply.get("ok") is False and isinstance(reply.get("message"), str) and "missing" in reply
+            and isinstance(reply.get("hung", ""), str))
 
 
 class Sandbox:
@@ -53,6 +58,7 @@ class Sandbox:
         self.uid = sandbox_uid()
         self.starts = 0
         self.notes: list[str] = []  # warnings, cell errors, crashes: shown in the feedback
+        self.hung: dict[str, float] = {}  # functions that ran out of time -> the limit they ran past
         self._output = bytearray()
         self._dropped = 0
         self._lock = threading.Lock()
@@ -107,12 +113,16 @@ class Sandbox:
     def _request(self, message: dict, timeout: float | None, what: str):
         self._request_start()
         deadline = self._deadline(timeout)
+        limit = timeout or self.limits.call_seconds
+        message["seconds"] = max(deadline - time.monotonic(), 0.001)  # the sandbox stops the code itself then
         try:
-            self._sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            self._sock.settimeout(max(deadline + GRACE - time.monotonic(), 0.001))
             self._sock.sendall(channel.encode(message))
-            reply = channel.recv(self._sock, deadline)
-        except (channel.ChannelTimeout, TimeoutError):
+            reply = channel.recv(self._sock, deadline + GRACE)
+        except (channel.ChannelTimeout, TimeoutError):  # it did not stop: a C loop, or the code caught the signal
             self._stop()
+            if message["op"] == "call":
+                self.hung[message["name"]] = limit
             raise SubmissionError(self._timeout_message(what, timeout)) from None
         except (channel.ChannelClosed, OSError):
             ended = self._stop()
@@ -124,10 +134,23 @@ class Sandbox:
         if not well_formed(reply):
             self._stop()
             raise SubmissionError(f"{what} sent back a malformed reply")
+        if not reply["ok"] and "hung" in reply:
+            raise SubmissionError(self._stopped(reply, what, timeout, limit))
         if not reply["ok"]:
             raise SubmissionError(reply["message"] if reply["missing"] else f"{what} raised an exception:\n"
                                   f"{reply['message']}")
         return reply["value"]
+
+    def _stopped(self, reply: dict, what: str, timeout: float | None, limit: float) -> str:
+        """A request the sandbox stopped at its time limit: remember the function, restart clean."""
+        self._stop()  # along with whatever the code started
+        message = self._timeout_message(what, timeout)
+        if reply["message"]:
+            message += f"; it was stopped here:\n{reply['message']}"
+        if reply["hung"] and not self.broken:
+            self.hung[reply["hung"]] = limit
+            message += f"\n`{reply['hung']}` is not run again in later tests, so that they finish in time"
+        return message
 
     def _deadline(self, timeout: float | None) -> float:
         if self.broken or self._out_of_time():
@@ -187,7 +210,7 @@ class Sandbox:
         try:
             channel.send(parent, {"cells": self.cells, "limits": dataclasses.asdict(self.limits), "workdir": self._workdir,
                                   "uid": self.uid, "readable": self.readable, "cpu_seconds": cpu_seconds,
-                                  "device": self.device, "gpu_fraction": GPU_FRACTION})
+                                  "device": self.device, "gpu_fraction": GPU_FRACTION, "hung": self.hung})
             if self.device == "cuda":  # sent before the submission's first cell: still the grader's own number
                 baseline = channel.recv(parent, deadline).get("anonymous_memory")
                 threading.Thread(target=self._watch_memory, args=(self._pid, int(baseline)), daemon=True).start()

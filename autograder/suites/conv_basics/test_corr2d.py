@@ -1,17 +1,14 @@
 """Hidden tests of corr2d(X, K, padding=0, stride=1), checked against torch's own conv2d."""
 import ast
+import inspect
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from autograder.expect import expect_tensor
+from autograder.expect import expect_dtype, expect_tensor, show
+from reference import corr2d as reference
 
 torch.manual_seed(0)
-
-
-def reference(X, K, padding=0, stride=1):
-    return F.conv2d(X[None, None], K[None, None], padding=padding, stride=stride)[0, 0]
 
 
 def check(submission, X, K, **options):
@@ -43,7 +40,8 @@ def test_shapes(submission, case):
 
 def test_dtype(submission):
     """corr2d: a float64 input stays float64"""
-    check(submission, torch.randn(5, 5, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64))
+    X, K = torch.randn(5, 5, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    expect_dtype(submission.call("corr2d", X, K), torch.float64, "corr2d(X, K) with float64 X (5, 5) and K (2, 2)")
 
 
 PADDING = {"1": 1, "(2, 1)": (2, 1), "(0, 3)": (0, 3)}
@@ -55,73 +53,136 @@ def test_padding(submission, padding):
     check(submission, torch.randn(4, 5), torch.randn(3, 2), padding=PADDING[padding])
 
 
-STRIDES = {"(2, 3) on a 7×9 input": ((7, 9), (2, 2), (2, 3), 0),
-           "2 that does not divide a 6×5 input": ((6, 5), (3, 3), 2, 0),
-           "(3, 2) with padding 1 (the 3×3 textbook example)": ((3, 3), (2, 2), (3, 2), 1),
-           "3 with padding (1, 2) on an 8×8 input": ((8, 8), (3, 3), 3, (1, 2))}
+STRIDES = {"(2, 3) on a 7×9 input": ((7, 9), (2, 2), (2, 3)),
+           "2 that does not divide a 6×5 input": ((6, 5), (3, 3), 2),
+           "(3, 2) on an 8×5 input": ((8, 5), (2, 2), (3, 2)),
+           "3 on an 8×8 input with a 3×3 kernel": ((8, 8), (3, 3), 3)}
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("case", STRIDES)
 def test_stride(submission, case):
     """corr2d: stride {case}"""
-    (h, w), (kh, kw), stride, padding = STRIDES[case]
-    check(submission, torch.randn(h, w), torch.randn(kh, kw), padding=padding, stride=stride)
+    (h, w), (kh, kw), stride = STRIDES[case]
+    check(submission, torch.randn(h, w), torch.randn(kh, kw), stride=stride)
 
 
-BANNED = {"conv1d", "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "convolution", "_convolution",
-          "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "ConvTranspose2d", "LazyConv2d"}
-
-NO_CONV = """
-import torch, torch.nn as nn, torch.nn.functional as F
-def banned(*args, **kwargs):
-    raise RuntimeError("corr2d called one of torch's convolution routines")
-for module, name in [(F, "conv2d"), (torch, "conv2d"), (torch, "convolution"), (torch, "_convolution"),
-                     (nn.Conv2d, "forward"), (F, "conv1d"), (torch, "conv1d")]:
-    setattr(module, name, banned)
-result = corr2d(X, K, padding=1, stride=2)
-"""
+# What PyTorch's documentation lists as convolution functions and layers: they slide the window for you.
+# Tensor.unfold and as_strided (views of windows the student then multiplies and sums) are not banned.
+CONVOLUTIONS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                "convolution", "_convolution", "conv_tbc", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+                "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
+WINDOWS = {"torch.nn.functional.unfold", "torch.nn.functional.fold", "torch.nn.Unfold", "torch.nn.Fold"}
 
 
-def called_names(cells, function: str) -> set[str]:
-    """Names and attributes used by ``function`` and the notebook functions it calls (transitively)."""
-    functions = {}
+def banned(path: str) -> bool:
+    return path.startswith("torch.") and (path.rsplit(".", 1)[-1] in CONVOLUTIONS or path in WINDOWS)
+
+
+def dotted(node: ast.AST) -> str:
+    """``F.conv2d`` -> 'F.conv2d'; '' for anything that is not a plain name or attribute chain."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr}" if base else ""
+    return ""
+
+
+def aliases(trees: list[ast.Module]) -> dict[str, str]:
+    """What the notebook's names refer to: imports (``F`` -> torch.nn.functional) and names bound to them."""
+    names = {}
+    for node in (node for tree in trees for node in ast.walk(tree)):
+        if isinstance(node, ast.Import):
+            names.update({a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0]
+                          for a in node.names})
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    for node in (node for tree in trees for node in ast.walk(tree)):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target = resolve(dotted(node.value), names)
+            if target.startswith("torch."):
+                names[node.targets[0].id] = target
+    return names
+
+
+def resolve(path: str, names: dict[str, str]) -> str:
+    root, _, rest = path.partition(".")
+    return ".".join(filter(None, [names.get(root, root), rest])) if path else ""
+
+
+def torch_convolutions_used(cells, function: str) -> set[str]:
+    """torch's convolution routines that ``function``, or a notebook function it calls, refers to."""
+    trees = []
     for _, source in cells:
         try:
-            tree = ast.parse(source)
+            trees.append(ast.parse(source))
         except SyntaxError:
             continue
-        functions.update({node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)})
-    seen, todo, names = set(), [function], set()
+    functions = {node.name: node for tree in trees for node in tree.body if isinstance(node, ast.FunctionDef)}
+    names = aliases(trees)
+    seen, todo, used = set(), [function], set()
     while todo:
         node = functions.get(todo.pop())
         if node is None or node.name in seen:
             continue
         seen.add(node.name)
         for sub in ast.walk(node):
-            name = sub.id if isinstance(sub, ast.Name) else sub.attr if isinstance(sub, ast.Attribute) else None
-            if name:
-                names.add(name)
-                todo.append(name)
-    return names
+            path = resolve(dotted(sub), names)
+            if banned(path):
+                used.add(path)
+            elif isinstance(sub, ast.Name):
+                todo.append(sub.id)
+    return used
+
+
+# At run time too: torch's routines record their calls while corr2d runs (a name built at run time is caught).
+RECORD = f"CONVOLUTIONS, WINDOWS = {CONVOLUTIONS!r}, {WINDOWS!r}\n{inspect.getsource(banned)}" + """
+import torch, torch.nn as nn, torch.nn.functional as F
+called, originals = [], []
+def recorder(path, original):
+    def recorded(*args, **kwargs):
+        called.append(path)
+        return original(*args, **kwargs)
+    return recorded
+for module, prefix in [(F, "torch.nn.functional"), (torch, "torch")]:
+    for name in dir(module):
+        if banned(f"{prefix}.{name}") and callable(getattr(module, name)):
+            originals.append((module, name, getattr(module, name)))
+            setattr(module, name, recorder(f"{prefix}.{name}", getattr(module, name)))
+for layer in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Unfold, nn.Fold):
+    originals.append((layer, "forward", layer.forward))
+    layer.forward = recorder(f"torch.nn.{layer.__name__}", layer.forward)
+try:
+    Y = corr2d(X, K)
+finally:
+    for module, name, original in originals:
+        setattr(module, name, original)
+result = (Y, sorted(set(called)))
+"""
 
 
 @pytest.mark.points(2)
 def test_no_torch_convolution(submission):
     """corr2d: computes the cross-correlation itself, without torch's convolution routines"""
-    used = called_names(submission.cells, "corr2d") & BANNED
-    assert not used, f"corr2d uses {', '.join(sorted(used))}: write the sliding window yourself"
+    used = torch_convolutions_used(submission.cells, "corr2d")
+    assert not used, (f"corr2d uses {', '.join(sorted(used))}, which slide the window for you: write the sliding "
+                      "window yourself (slicing, *, .sum())")
     X, K = torch.randn(6, 6), torch.randn(3, 3)
-    got = submission.run(NO_CONV, X=X, K=K, what="corr2d(X, K, padding=1, stride=2) with conv2d disabled")
-    expect_tensor(got, reference(X, K, padding=1, stride=2), "corr2d(X, K, padding=1, stride=2), 6×6 X, 3×3 K")
+    call = "corr2d(X, K) with a 6×6 X and a 3×3 K"
+    got, called = submission.run(RECORD, X=X, K=K, what=call)
+    assert not called, (f"{call} called {', '.join(called)}, which slide the window for you: write the sliding "
+                        "window yourself (slicing, *, .sum())")
+    assert isinstance(got, torch.Tensor) and tuple(got.shape) == (4, 4), (
+        f"{call}: expected a tensor of shape (4, 4), computed by your own sliding window\ngot: {show(got)}")
 
 
 @pytest.mark.cuda
 def test_cuda(submission):
-    """corr2d: a CUDA input gives a CUDA output"""
+    """corr2d: a CUDA input gives a CUDA output, with the values it gives on the CPU"""
     X, K = torch.randn(7, 9), torch.randn(2, 3)
-    got, device = submission.run("Y = corr2d(X.cuda(), K.cuda(), padding=1, stride=(2, 3))\n"
-                                 "result = (Y.cpu(), str(Y.device))", X=X, K=K, what="corr2d on CUDA tensors")
-    assert device.startswith("cuda"), f"corr2d(X.cuda(), K.cuda(), ...) returned a tensor on {device}"
-    expect_tensor(got, reference(X, K, padding=1, stride=(2, 3)), "corr2d(X.cuda(), K.cuda(), padding=1, "
-                  "stride=(2, 3)), 7×9 X, 2×3 K")
+    on_gpu, device, on_cpu = submission.run(
+        "Y = corr2d(X.cuda(), K.cuda())\nresult = (Y.cpu(), str(Y.device), corr2d(X, K))", X=X, K=K,
+        what="corr2d on CUDA tensors")
+    assert device.startswith("cuda"), f"corr2d(X.cuda(), K.cuda()) returned a tensor on {device}"
+    expect_tensor(on_gpu, on_cpu, "corr2d(X.cuda(), K.cuda()), 7×9 X, 2×3 K, compared with your corr2d(X, K)")

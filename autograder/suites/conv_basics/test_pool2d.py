@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.expect import expect_raises, expect_tensor, raised
+from autograder.expect import expect_dtype, expect_raises, expect_tensor, raised
 
 torch.manual_seed(2)
 
@@ -22,8 +22,8 @@ def check(submission, X, pool_size, **options):
 
 
 CASES = {
-    "max pooling 2×2 on a 4×4 input": ((4, 4), 2, {}),
-    "average pooling 2×2 on a 4×6 input": ((4, 6), 2, {"mode": "avg"}),
+    "max pooling 2×2 on a 4×4 input (stride defaults to the window)": ((4, 4), 2, {}),
+    "average pooling 2×2, stride 2 on a 4×6 input": ((4, 6), 2, {"mode": "avg", "stride": 2}),
     "max pooling 3×3 with stride 1": ((5, 5), 3, {"stride": 1}),
     "a (2, 3) window with stride (1, 2)": ((5, 7), (2, 3), {"stride": (1, 2)}),
     "stride that does not divide: 3×3 window, stride 2 on 6×7": ((6, 7), 3, {"stride": 2}),
@@ -45,13 +45,15 @@ def test_max_padding_negative(submission):
 
 
 def test_seed_layer(submission):
-    """pool2d: the ConvNet's MaxPool2d(2, 2, 1) on an 11×11 input"""
-    check(submission, torch.randn(11, 11), 2, stride=2, padding=1)
+    """pool2d: the ConvNet's MaxPool2d(2, 2, 1) on an 11×11 positive input (where the padded windows lie)"""
+    check(submission, torch.rand(11, 11) + 0.1, 2, stride=2, padding=1)
 
 
 def test_dtype(submission):
     """pool2d: a float64 input stays float64"""
-    check(submission, torch.randn(4, 4, dtype=torch.float64), 2, mode="avg")
+    X = torch.randn(4, 4, dtype=torch.float64)
+    expect_dtype(submission.call("pool2d", X, 2, stride=2), torch.float64,
+                 "pool2d(X, 2, stride=2) with a float64 X (4, 4)")
 
 
 def test_unknown_mode(submission):
@@ -62,9 +64,9 @@ def test_unknown_mode(submission):
 
 @pytest.mark.cuda
 def test_cuda(submission):
-    """pool2d: a CUDA input gives a CUDA output"""
+    """pool2d: a CUDA input gives a CUDA output, with the values it gives on the CPU"""
     X = torch.randn(6, 6)
-    got, device = submission.run("Y = pool2d(X.cuda(), 2, stride=2, padding=1)\nresult = (Y.cpu(), str(Y.device))",
-                                 X=X, what="pool2d on a CUDA tensor")
-    assert device.startswith("cuda"), f"pool2d(X.cuda(), 2, stride=2, padding=1) returned a tensor on {device}"
-    expect_tensor(got, reference(X, 2, stride=2, padding=1), "pool2d(X.cuda(), 2, stride=2, padding=1), 6×6 X")
+    on_gpu, device, on_cpu = submission.run("Y = pool2d(X.cuda(), 2)\nresult = (Y.cpu(), str(Y.device), pool2d(X, 2))",
+                                            X=X, what="pool2d on a CUDA tensor")
+    assert device.startswith("cuda"), f"pool2d(X.cuda(), 2) returned a tensor on {device}"
+    expect_tensor(on_gpu, on_cpu, "pool2d(X.cuda(), 2), 6×6 X, compared with your pool2d(X, 2)")
