@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "gradescope"
 TORCH = {"torch", "torchvision"}  # CPU builds on Gradescope, from https://download.pytorch.org/whl/cpu
-GRADING = TORCH | {"torchinfo", "numpy", "matplotlib", "tqdm", "nbformat", "pytest"}  # what grading imports
+GRADING = TORCH | {"torchinfo", "numpy", "matplotlib", "tqdm", "nbformat", "ipython", "pytest"}  # what grading imports
 # What setup.sh installs, file by file: uv (which provides Python 3.11), torch's CPU builds, the rest from PyPI.
 PIN_FILES = {"uv.txt": {"uv"}, "torch.txt": TORCH, "requirements.txt": GRADING - TORCH}
 
