@@ -75,9 +75,8 @@ def main(sock_fd: int, output_fd: int) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     sock = socket.socket(fileno=SOCKET_FD)
     spec = channel.recv(sock)
-    if spec["device"] == "cuda":  # CUDA opens its devices and starts its threads before the process is confined
-        torch.cuda.set_per_process_memory_fraction(spec["gpu_fraction"])
-        torch.zeros(1, device="cuda")
+    if spec["device"] == "cuda":
+        start_cuda(spec["gpu_fraction"])
     warnings = confine(Limits(**spec["limits"]), spec["workdir"], spec["uid"], spec["readable"], spec["cpu_seconds"],
                        spec["device"])
     torch.set_num_threads(1)  # parallelism comes from grading workers; small ops run slower on more threads
@@ -90,6 +89,21 @@ def main(sock_fd: int, output_fd: int) -> None:
     signal.signal(signal.SIGALRM, on_alarm)
     channel.send(sock, {"warnings": warnings, "cell_errors": [e for e in errors if e]})
     serve(sock, namespace)
+
+
+def start_cuda(fraction: float) -> None:
+    """Start CUDA while the process may still open the GPU's device files: confined, it no longer can.
+
+    The same holds for NVML, which PyTorch's allocator starts (once) to word its first out-of-memory
+    error; started inside the sandbox it fails, and the student reads an internal assert instead. A
+    request beyond the process's share, refused before any memory is taken, starts it now.
+    """
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    torch.zeros(1, device="cuda")
+    try:
+        torch.empty(torch.cuda.mem_get_info()[1], dtype=torch.uint8, device="cuda")
+    except RuntimeError:  # torch.OutOfMemoryError, as intended
+        pass
 
 
 def anonymous_memory(pid: int) -> int:
