@@ -123,7 +123,9 @@ def check_notebooks(summary: Summary, cpu_baseline: bool) -> None:
             gpu = execute(path, gpu=True)
             cpu = f"{execute(path, gpu=False):.1f} s" if cpu_baseline else "not measured"
         except Exception as error:  # noqa: BLE001 - one line in the summary, whatever the cell raised
-            summary.check(False, f"{name} on cuda", f"{type(error).__name__}: {str(error)[-1500:]}")
+            # nbclient's CellExecutionError names the cell's exception; its str() is the coloured traceback
+            why = f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
+            summary.check(False, f"{name} on cuda", why[:1500])
             continue
         summary.check(True, f"{name} on cuda", f"ran in {gpu:.1f} s (same machine's CPU, 1 thread: {cpu})")
 
