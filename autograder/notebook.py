@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
+# nbformat validates with jsonschema, which builds an IRI grammar at import (a second of every grading
+# run) when the optional rfc3987-syntax is installed, as it is beside Jupyter; notebooks' schema never
+# uses that format, so jsonschema is told it is absent.
+sys.modules.setdefault("rfc3987_syntax", None)
+import nbformat  # noqa: E402
 from IPython.core.inputtransformer2 import TransformerManager
 
 MAX_BYTES = 20 * 2**20

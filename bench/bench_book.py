@@ -42,6 +42,7 @@ def build(output: Path) -> float:
 
 def training_seconds() -> dict[str, float]:
     """Run chapter 7's code cells; return the time of each `fit(...)` call, by network."""
+    from IPython.core.inputtransformer2 import TransformerManager
     from myst_nb.core.read import read_myst_markdown_notebook
 
     os.environ["MPLBACKEND"] = "Agg"
@@ -54,7 +55,7 @@ def training_seconds() -> dict[str, float]:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the chapter's own prints are not the benchmark's
             for source in cells:
-                code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+                code = TransformerManager().transform_cell(source)  # magics as IPython reads them
                 exec(compile(code, str(CHAPTER), "exec"), namespace)
                 if "fit" in namespace and not getattr(namespace["fit"], "timed", False):
                     namespace["fit"] = _timed(namespace["fit"], timings)
