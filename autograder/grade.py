@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.submitted} does not exist")
     try:
         runner.check_hidden(args.suites)
+        runner.check_reachable()
         notebooks = find_notebooks(args.submitted, args.assignment)
         students = shard(sorted(notebooks), args.shard)
         args.out.mkdir(parents=True, exist_ok=True)
