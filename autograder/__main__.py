@@ -1,10 +1,11 @@
-"""``python -m autograder VERB ...``: grade, merge or package (each verb is its own module)."""
+"""``python -m autograder VERB ...``: grade, merge, package or slurm (each verb is its own module)."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-VERBS = {"grade": "autograder.grade", "merge": "autograder.merge", "package": "autograder.package"}
+VERBS = {"grade": "autograder.grade", "merge": "autograder.merge", "package": "autograder.package",
+         "slurm": "autograder.slurm"}
 
 
 def main(argv: list[str]) -> int:

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder merge", description=__doc__)
     p.add_argument("outputs", nargs="+", type=Path, help="output folders of `grade --shard K/N` runs")
     p.add_argument("--out", type=Path, required=True, help="folder for the merged results and grades.csv")
+    p.add_argument("--nbgrader-db", type=Path, help="also write every merged score into this nbgrader gradebook")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     copied: dict[Path, Path] = {}  # <student>/<assignment> -> the output it came from
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(path.parent, args.out / place, dirs_exist_ok=True)
     results = read_all(args.out)
     write_atomic(args.out / "grades.csv", grades_csv(results))
+    if args.nbgrader_db:
+        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
+
+        gradebook.record(args.nbgrader_db, results)
     print(f"merged {len(copied)} results from {len(args.outputs)} folders; {len(results)} results in "
           f"{args.out / 'grades.csv'}")
     return 0
