@@ -116,12 +116,16 @@ def slurm_problem(partition: str | None) -> str | None:
     return None
 
 
+class Refused(Exception):
+    """sbatch did not accept a job; the message is its reason."""
+
+
 def submit(script: str, *options: str) -> str:
-    """``sbatch --parsable`` the script (on stdin); returns the job id. Raises RuntimeError with sbatch's reason."""
+    """``sbatch --parsable`` the script (on stdin); returns the job id."""
     run = subprocess.run(["sbatch", "--parsable", *options], input=script, capture_output=True, text=True)
     job = run.stdout.strip().split(";")[0]  # "<id>" or "<id>;<cluster>"
     if run.returncode or not job.isdigit():
-        raise RuntimeError(last_line(run))
+        raise Refused(last_line(run))
     return job
 
 
@@ -230,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         array = submit(array_script)
     except (runner.GraderError, LayoutError, OSError) as error:
         p.error(str(error))
-    except RuntimeError as error:
+    except Refused as error:
         p.error(f"sbatch refused the grading array: {error}")
     try:
         merge = submit(merge_script, f"--dependency=afterany:{array}")
-    except RuntimeError as error:
+    except Refused as error:
         print(f"grading array {array} submitted, but sbatch refused the merge job: {error}; once the array has "
               f"ended, `python -m autograder merge {args.out} --out {args.out}` writes grades.csv", file=sys.stderr)
         return 1
