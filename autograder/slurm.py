@@ -38,8 +38,9 @@ ARRAY_SCRIPT = """\
 {resources}#SBATCH --chdir={root}
 #SBATCH --output={logs}/grade-%A_%a.log
 # Task i grades shard i+1 of {tasks} with one worker per CPU it was given.
-exec {python} -m autograder grade {assignment} {submitted} --out {out} \\
-    --shard "$((SLURM_ARRAY_TASK_ID + 1))/{tasks}" --workers "$SLURM_CPUS_ON_NODE" --device {device}
+exec {python} -m autograder grade {assignment} {submitted} \\
+    --out {out} --shard "$((SLURM_ARRAY_TASK_ID + 1))/{tasks}" \\
+    --workers "$SLURM_CPUS_ON_NODE" --device {device}
 """
 MERGE_SCRIPT = """\
 #!/bin/bash
@@ -47,7 +48,8 @@ MERGE_SCRIPT = """\
 {resources}#SBATCH --chdir={root}
 #SBATCH --output={logs}/merge-%j.log
 # Starts when every grading task has ended (sbatch --dependency=afterany:<array>): one grades.csv for OUT.
-exec {python} -m autograder merge {out} --out {out}{gradebook}
+exec {python} -m autograder merge {out} \\
+    --out {out}{gradebook}
 """
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 from test_autograder_gallery import GALLERY, SOLUTION, SUITE_FILE, hostile_notebook, tree_digest
 from test_autograder_realistic import BASE, notebook, students
 
@@ -123,9 +124,10 @@ def reference(course, tmp_path_factory) -> dict[str, SubmissionResult]:
 
 @pytest.fixture(scope="module")
 def on_slurm(cluster, course, reference) -> subprocess.CompletedProcess:
-    """The class graded as a job array of 4 tasks, waiting for the merge job (after the local grading)."""
+    """The class graded as a job array of 4 tasks into OUT and a gradebook beside it, waiting for the merge job
+    (after the local grading)."""
     return autograder("slurm", ASSIGNMENT, str(course.submitted), "--out", str(course.out), "--tasks", "4", "--wait",
-                      env=cluster.env)
+                      "--nbgrader-db", str(course.out.parent / "gradebook.db"), env=cluster.env)
 
 
 def test_class_graded_as_four_tasks_equals_local_grading(course, reference, on_slurm):
@@ -136,6 +138,9 @@ def test_class_graded_as_four_tasks_equals_local_grading(course, reference, on_s
     graded = results(course.out)
     assert {s: outcome(r) for s, r in graded.items()} == {s: outcome(r) for s, r in reference.items()}
     assert all(float(row["score"]) == graded[row["student"]].score for row in rows)
+    with Gradebook(f"sqlite:///{course.out.parent / 'gradebook.db'}") as gradebook:  # written by the merge job
+        assert {s: gradebook.find_submission(ASSIGNMENT, s).score for s in course.students} == {
+            s: r.score for s, r in graded.items()}
 
 
 def test_the_array_runs_the_dry_run_script(cluster, course, on_slurm):
@@ -222,8 +227,8 @@ def test_dry_run_prints_both_scripts_without_slurm(course, tmp_path):
     array, merge = run.stdout.split("# the merge job: sbatch --parsable --dependency=afterany:<the array's job id>\n")
     for line in ["#SBATCH --array=0-2", "#SBATCH --cpus-per-task=4", "#SBATCH --partition=gpu", "#SBATCH --time=30",
                  "#SBATCH --gres=gpu:2", f"#SBATCH --chdir={ROOT}", f"exec {sys.executable} -m autograder grade",
-                 '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3" --workers "$SLURM_CPUS_ON_NODE" --device cuda']:
+                 '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3"', '--workers "$SLURM_CPUS_ON_NODE" --device cuda']:
         assert line in array, array
     assert "--gres" not in merge and "#SBATCH --partition=gpu" in merge, merge
-    assert f"merge {tmp_path / 'out'} --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}" in merge
+    assert f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}\n" in merge
     assert not (tmp_path / "out").exists()
