@@ -12,12 +12,15 @@ memory of the grader (its main process and its largest worker) and the largest p
 
 Then (as root, with Debian's slurm-wlm and munge) the same class is graded into a fresh folder by
 `python -m autograder slurm --tasks N --wait` on a single-node cluster of this machine's CPUs
-(tools/local_slurm.py), one CPU per task: the difference from the one-machine run, per task, is what
-Slurm costs (dispatch, each task's Python and torch start-up, the merge job, the wait's polling).
+(tools/local_slurm.py), one CPU per task. What Slurm adds to each task is measured, not inferred from
+the two wall times (which other users' load moves more): the wait from a CPU coming free to the task's
+start, the task's start-up until it grades its first submission (Python, torch, the class read), and
+once for all the merge job.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -95,6 +98,11 @@ class Window:
     grader_rss: int
     worker_rss: int
     sandbox_peak: int
+    load: float = 0.0   # the machine's 1-minute load average then (others' work slows the wall time, not the CPU)
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def machine_busy() -> float:
@@ -138,7 +146,7 @@ def grade_locally(submitted: Path, out: Path, size: int, workers: int) -> tuple[
         graded = sum(1 for entry in os.scandir(out) if entry.is_dir()) if out.exists() else 0  # one per result
         while marks and graded >= marks[0]:
             windows.append(Window(marks.pop(0), time.perf_counter() - started, cpu, rss, sampler.worker_rss,
-                                  sampler.sandbox_peak))
+                                  sampler.sandbox_peak, load_average()))
             sampler.sandbox_peak = sampler.worker_rss = 0
         time.sleep(0.1)
     seconds, busy = time.perf_counter() - started, machine_busy() - busy
@@ -147,39 +155,38 @@ def grade_locally(submitted: Path, out: Path, size: int, workers: int) -> tuple[
         sys.exit(f"grading failed (exit status {grader.returncode})")
     if marks:  # the last results came between two samples
         windows.append(Window(marks.pop(), seconds, 0.0, windows[-1].grader_rss, sampler.worker_rss,
-                              sampler.sandbox_peak))
+                              sampler.sandbox_peak, load_average()))
     windows[-1].cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # the whole tree, exact
     return windows, busy
 
 
 def report_local(windows: list[Window], busy: float, workers: int) -> None:
     print(f"{'graded':>7} {'wall s':>8} {'s/sub':>7} {'CPU-s/sub':>10} {'grader MB':>10} {'worker MB':>10} "
-          f"{'sandbox MB':>11}   (per submission: over the submissions since the previous line)")
+          f"{'sandbox MB':>11} {'load':>5}   (per submission: over the submissions since the previous line)")
     previous = Window(0, 0.0, 0.0, 0, 0, 0)
     for w in windows:
         n = w.graded - previous.graded
         print(f"{w.graded:7d} {w.seconds:8.1f} {(w.seconds - previous.seconds) / n:7.3f} "
               f"{(w.cpu - previous.cpu) / n:10.3f} {w.grader_rss / MB:10.0f} {w.worker_rss / MB:10.0f} "
-              f"{w.sandbox_peak / MB:11.0f}")
+              f"{w.sandbox_peak / MB:11.0f} {w.load:5.1f}")
         previous = w
     last = windows[-1]
     print(f"  all {last.graded}: {last.seconds:.1f} s with {workers} workers, {last.cpu / last.graded:.3f} CPU-s per "
           f"submission (the machine, every process of anyone's: {busy / last.graded:.3f} busy CPU-s per submission)")
 
 
-def task_times(cluster: local_slurm.Cluster, array: str) -> dict[int, tuple[datetime, datetime]]:
-    """Each array task's start and end, as slurmctld recorded them (to the second)."""
-    text = cluster.run("scontrol", "--oneliner", "show", "job", array).stdout
+def job_times(cluster: local_slurm.Cluster, job: str) -> dict[str, tuple[datetime, datetime, datetime]]:
+    """``{job id, or <array>_<i> for a task: (submitted, started, ended)}``, as slurmctld recorded them (seconds)."""
     times = {}
-    for line in text.splitlines():
+    for line in cluster.run("scontrol", "--oneliner", "show", "job", job).stdout.splitlines():
         fields = dict(re.findall(r"(?:^|\s)(\w+)=(\S*)", line))
-        if fields.get("ArrayTaskId", "").isdigit():
-            start, end = (datetime.fromisoformat(fields[key]) for key in ("StartTime", "EndTime"))
-            times[int(fields["ArrayTaskId"])] = start, end
+        name = f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}" if "ArrayTaskId" in fields else fields["JobId"]
+        times[name] = tuple(datetime.fromisoformat(fields[key]) for key in ("SubmitTime", "StartTime", "EndTime"))
     return times
 
 
 def grade_on_slurm(submitted: Path, out: Path, size: int, tasks: int, local_seconds: float) -> None:
+    """Grade the class as an array of ``tasks`` (one CPU each) and say what Slurm added to each task."""
     with local_slurm.running() as cluster:
         started = time.perf_counter()
         run = subprocess.run([sys.executable, "-m", "autograder", "slurm", ASSIGNMENT, str(submitted), "--out",
@@ -188,21 +195,29 @@ def grade_on_slurm(submitted: Path, out: Path, size: int, tasks: int, local_seco
         seconds = time.perf_counter() - started
         if run.returncode:
             sys.exit(f"grading on Slurm failed:\n{run.stdout}\n{run.stderr[-3000:]}")
-        array = re.search(r"submitted grading array (\d+)", run.stdout).group(1)
-        times = task_times(cluster, array)
+        array, merge = re.search(r"submitted grading array (\d+) .* merge job (\d+)", run.stdout).groups()
+        times, (_, merge_start, merge_end) = job_times(cluster, array), job_times(cluster, merge)[merge]
     everyone = sorted(p.name for p in submitted.iterdir())
-    firsts = []  # each task: from its start to its first result written (Python, torch, the class read)
-    for i, (start, _) in sorted(times.items()):
-        written = [(out / s / ASSIGNMENT / "results.json").stat().st_mtime for s in shard(everyone, f"{i + 1}/{tasks}")]
-        firsts.append(min(written) - start.timestamp())
-    runs = [(end - start).total_seconds() for start, end in times.values()]
-    overhead = seconds - local_seconds
-    print(f"Slurm: {size} submissions as {tasks} tasks of 1 CPU on a single-node cluster of {os.cpu_count()} CPUs: "
-          f"{seconds:.1f} s from sbatch to the merge job's end (one machine, {os.cpu_count()} workers: "
+    ends = [end for _, _, end in times.values()]
+    dispatch, startup = [], []
+    for i in range(tasks):
+        submit, start, _ = times[f"{array}_{i}"]
+        dispatch.append((start - max([submit, *(end for end in ends if end <= start)])).total_seconds())
+        results = [out / s / ASSIGNMENT / "results.json" for s in shard(everyone, f"{i + 1}/{tasks}")]
+        first = min(results, key=lambda path: path.stat().st_mtime)
+        own = json.loads(first.read_text())["execution_time"]  # that submission's own grading time
+        startup.append(first.stat().st_mtime - own - start.timestamp())
+    per_task = statistics.median(dispatch) + statistics.median(startup)
+    merging = (merge_end - max(ends)).total_seconds()
+    print(f"Slurm: {size} submissions as {tasks} tasks of 1 CPU, {os.cpu_count()} at a time on a local single-node "
+          f"cluster: {seconds:.1f} s from sbatch to the merge job's end (one machine, {os.cpu_count()} workers: "
           f"{local_seconds:.1f} s)")
-    print(f"  overhead: {overhead:.1f} s in all, {overhead / tasks:.1f} s per task; a task ran "
-          f"{statistics.median(runs):.0f} s and wrote its first result {statistics.median(firsts):.1f} s after it "
-          "started (medians)")
+    print(f"  each task (medians, to the second Slurm records): started {statistics.median(dispatch):.0f} s after a "
+          f"CPU came free, and was {statistics.median(startup):.1f} s from its start to grading its first submission "
+          f"(Python, torch, the class read); the merge job ended {merging:.0f} s after the last task "
+          f"(ran {(merge_end - merge_start).total_seconds():.0f} s)")
+    print(f"  Slurm's overhead: about {per_task:.1f} s of a CPU per task; {per_task * tasks + merging:.0f} s for the "
+          f"array and the merge job, {(per_task * tasks + merging) / size:.3f} s per submission")
 
 
 def main() -> None:
