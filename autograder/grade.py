@@ -5,16 +5,17 @@ import argparse
 import multiprocessing
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from autograder import runner
+from autograder import gpu_watch, runner
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.sandbox.child import preload
-from autograder.sandbox.limits import container_memory, fit_to_container
+from autograder.sandbox.limits import container_memory, fit_to_container, fit_to_gpu
 from autograder.submissions import find_notebooks, shard
 
 
@@ -33,13 +34,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cuda_present() -> bool:
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # answers without initialising CUDA (fork-safe)
-    return torch.cuda.is_available()
+def start_gpu_watch(device: str) -> gpu_watch.WatcherProcess | None:
+    """The GPU memory watcher, started now in a process of its own, where CUDA may be used.
+
+    Nothing in this process may start CUDA or NVML, not even to ask whether there is a GPU
+    (``torch.cuda.is_available()`` starts NVML): the sandboxes are forked from it. The watcher answers.
+    """
+    if device == "cpu" or torch.version.cuda is None or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return None
+    if not gpu_watch.nvidia_driver_loaded():
+        return None
+    return gpu_watch.WatcherProcess(Path(tempfile.mkdtemp(prefix="gpu-watch-")))
 
 
-def resolve_device(device: str) -> str:
-    return ("cuda" if cuda_present() else "cpu") if device == "auto" else device
+def resolve_device(device: str, watcher: gpu_watch.WatcherProcess | None) -> tuple[str, str]:
+    """(the device to grade on, why not CUDA when it is not)."""
+    if device == "cpu":
+        return "cpu", ""
+    if watcher is None:
+        return "cpu", "no NVIDIA driver, or a torch built without CUDA"
+    try:
+        gpus, driver_cuda = watcher.ready()
+    except RuntimeError as error:
+        return "cpu", str(error)
+    if not gpus:
+        return "cpu", "NVML finds no GPU"
+    if int(driver_cuda.split(".")[0]) < int(torch.version.cuda.split(".")[0]):
+        return "cpu", f"the NVIDIA driver supports CUDA {driver_cuda}, this torch needs CUDA {torch.version.cuda}"
+    return "cuda", ""
 
 
 def fitted_limits(limits: Limits, workers: int) -> Limits:
@@ -69,15 +91,20 @@ def main(argv: list[str] | None = None) -> int:
             print(moved, file=sys.stderr)
     except (runner.GraderError, ValueError, LayoutError) as error:
         p.error(str(error))
-    device = resolve_device(args.device)
-    if device == "cuda" and not cuda_present():
-        p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
+    watcher = start_gpu_watch(args.device)  # it ends, and cleans up, when this process does
     workers = max(1, min(args.workers, len(students) or 1))
     preload()  # once, before the workers fork: torch is imported once per grading run
+    device, why_not_cuda = resolve_device(args.device, watcher)
+    if args.device == "cuda" and device != "cuda":
+        p.error(f"--device cuda: no CUDA device is available here ({why_not_cuda}); use --device auto or cpu")
+    if watcher and device != "cuda":
+        print(f"grading on the CPU: {why_not_cuda}", file=sys.stderr)
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+    if device == "cuda":
+        limits = fit_to_gpu(limits, workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
-    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force, suite)
-            for s in students]
+    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force, suite,
+                       str(watcher.state) if device == "cuda" else "") for s in students]
     torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
     failures = []
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -86,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         for student, code, message in progress:
             if code not in (runner.GRADED, runner.SKIPPED):
                 failures.append(f"{student}: {message or f'grading exited with status {code}'}")
+    if device == "cuda":
+        print(watcher.summary(), file=sys.stderr)
     results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results))
     if args.nbgrader_db:

@@ -37,6 +37,7 @@ class SubmissionResult:
     output: str = ""               # notes for the student: cell errors, crashes, the notebook's output
     notebook_sha256: str = ""
     suite_sha256: str = ""         # the hidden suite that graded it: a changed suite means a regrade
+    reruns: list[dict] = field(default_factory=list)  # tests run again ({"test", "reason"}): another took the GPU
 
     @property
     def graded(self) -> list[TestResult]:
@@ -61,7 +62,7 @@ class SubmissionResult:
             "tests": [asdict(t) for t in self.graded],
             "extra_data": {"student": self.student, "assignment": self.assignment,
                            "max_score": self.max_score, "notebook_sha256": self.notebook_sha256,
-                           "suite_sha256": self.suite_sha256,
+                           "suite_sha256": self.suite_sha256, "reruns": self.reruns,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -71,7 +72,8 @@ class SubmissionResult:
         tests = [TestResult(**t) for t in data["tests"]] + [TestResult(**t) for t in extra.get("skipped", [])]
         return cls(student=extra["student"], assignment=extra["assignment"], tests=tests,
                    execution_time=data.get("execution_time", 0.0), output=data.get("output", ""),
-                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""))
+                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""),
+                   reruns=extra.get("reruns", []))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,

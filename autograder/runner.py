@@ -42,6 +42,7 @@ class Job:
     limits: Limits = Limits()
     force: bool = False
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
+    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.gpu_watch`)
 
 
 def check_hidden(suite: Path) -> None:
@@ -63,27 +64,39 @@ def suite_sha256(suites: Path, assignment: str) -> str:
 
 
 def grade(job: Job, submission: Submission) -> SubmissionResult:
+    """Run the hidden suite against ``submission``. On CUDA, the tests that need the GPU get a CUDA sandbox of
+    their own, started in the background while the others run in a CPU sandbox: CUDA costs only what it is used for."""
     started = time.monotonic()
-    sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, load_error=submission.error)
+    sandbox = Sandbox(submission.cells, limits=job.limits, load_error=submission.error)
+    gpu = None
+    if job.device == "cuda":
+        gpu = Sandbox(submission.cells, device="cuda", limits=job.limits, load_error=submission.error,
+                      watch=Path(job.gpu_watch) if job.gpu_watch else None, hung=sandbox.hung)
     if not submission.error:
         sandbox.start()
-    plugin = GradingPlugin(sandbox, job.device)
+        if gpu:
+            gpu.start(wait=False)
+    plugin = GradingPlugin(sandbox, job.device, gpu)
     suite = job.suites / job.assignment
     args = [str(suite), "-c", str(job.suites / "pytest.ini"), "--rootdir", str(job.suites)]
     # No terminal reporter and no gc.collect() rounds at exit: with torch loaded they cost more than the
     # tests themselves (outcomes reach the plugin all the same).
     code = pytest.main([*args, "-p", "no:terminal", "-p", "no:unraisableexception", "-p", "no:threadexception"],
                        plugins=[plugin])
-    sandbox.close()
+    boxes = [sandbox, gpu] if gpu else [sandbox]
+    for box in boxes:
+        box.close()
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
         raise GraderError(f"the hidden suite {suite} did not run (pytest exit code {int(code)}):\n"
                           f"{collection_report(args)[-3000:]}")
-    notes = [submission.error] if submission.error else sandbox.notes
+    notes = [submission.error] if submission.error else list(dict.fromkeys(n for box in boxes for n in box.notes))
     output = "\n".join(notes)
     if sandbox.output.strip():
         output += "\n\nYour notebook printed:\n" + sandbox.output
+    if gpu and gpu.output.strip() and gpu.output != sandbox.output:
+        output += "\n\nIn the tests on the GPU, it printed:\n" + gpu.output
     return SubmissionResult(job.student, job.assignment, plugin.results, time.monotonic() - started,
-                            output.strip(), submission.sha256, job.suite_sha256)
+                            output.strip(), submission.sha256, job.suite_sha256, plugin.reruns)
 
 
 def collection_report(args: list[str]) -> str:
