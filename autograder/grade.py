@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from autograder import gpu_watch, runner
+from autograder import gpu_watch, notebook, runner
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.sandbox.child import preload
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.submitted} does not exist")
     try:
         runner.check_hidden(args.suites)
+        runner.check_reachable()
         notebooks = find_notebooks(args.submitted, args.assignment)
         students = shard(sorted(notebooks), args.shard)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--device cuda: no CUDA device is available here ({why_not_cuda}); use --device auto or cpu")
     if watcher and device != "cuda":
         print(f"grading on the CPU: {why_not_cuda}", file=sys.stderr)
+    notebook.prepare()
+    gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     if device == "cuda":
         limits = fit_to_gpu(limits, workers)
