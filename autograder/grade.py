@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from autograder import notebook, runner
+from autograder import runner
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.sandbox.child import preload
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
     workers = max(1, min(args.workers, len(students) or 1))
     preload()  # once, before the workers fork: torch is imported once per grading run
-    notebook.prepare()
+    runner.prepare()
     gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
