@@ -59,7 +59,8 @@ def nbgrader(course: Path, assignment: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=40)
-    parser.add_argument("--nbgrader-students", type=int, default=40, help="class size for nbgrader (at most --students)")
+    parser.add_argument("--nbgrader-students", type=int, default=40,
+                        help="class size for nbgrader (at most --students)")
     parser.add_argument("--cnn-students", type=int, default=4)
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -78,7 +79,8 @@ def main() -> None:
         course = Path(tmp)
         make_class(course, "cnn_vs_fc", args.cnn_students)
         total, _ = ours(course, "cnn_vs_fc")
-        times = [json.loads(p.read_text())["execution_time"] for p in course.glob("autograded-ours/*/cnn_vs_fc/results.json")]
+        times = [json.loads(p.read_text())["execution_time"]
+                 for p in course.glob("autograded-ours/*/cnn_vs_fc/results.json")]
         print(f"cnn_vs_fc, {args.cnn_students} correct submissions, 2 workers: {total:.1f} s in all, "
               f"{max(times):.1f} s at most per submission (its own grading time)")
 
