@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from autograder import gpu_watch, notebook, runner
+from autograder import gpu_watch, runner
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.sandbox.child import preload
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--device cuda: no CUDA device is available here ({why_not_cuda}); use --device auto or cpu")
     if watcher and device != "cuda":
         print(f"grading on the CPU: {why_not_cuda}", file=sys.stderr)
-    notebook.prepare()
+    runner.prepare()
     gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     if device == "cuda":
