@@ -5,6 +5,7 @@ loaded only when there is something to grade.
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -154,15 +155,18 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     import torch
     from tqdm import tqdm
 
-    from autograder import runner
+    from autograder import notebook, runner
     from autograder.sandbox.child import preload
 
     try:
         runner.check_hidden(args.suites)
+        runner.check_reachable()
     except runner.GraderError as error:
         p.error(str(error))
     workers = min(args.workers, len(students))
     preload()  # once, before the workers fork: torch is imported once per grading run
+    notebook.prepare()
+    gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
     jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,

@@ -25,7 +25,8 @@ from autograder.plugin import GradingPlugin
 from autograder.results import GRADED as GRADED_STATUS
 from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
 from autograder.sandbox import Limits, Sandbox
-from autograder.sandbox.confine import readable_paths
+from autograder.sandbox import reachable
+from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.submissions import Refusal
 
 # Exit codes of a grading fork: graded, unchanged since its result, a result saying why it could not be
@@ -61,6 +62,13 @@ def check_hidden(suite: Path) -> None:
     for allowed in readable_paths():
         if suite.resolve().is_relative_to(Path(allowed).resolve()):
             raise GraderError(f"the hidden suite {suite} lies inside {allowed}, which submissions may read")
+
+
+def check_reachable() -> None:
+    """Refuse to grade when a sandbox's user could not read Python or its packages (:mod:`.sandbox.reachable`)."""
+    uid = sandbox_uid()
+    if uid is not None and (problem := reachable.check(readable_paths(), uid)):
+        raise GraderError(problem)
 
 
 def suite_sha256(suites: Path, assignment: str) -> str:
