@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         gradebook.record(args.nbgrader_db, [r for r in results if r.assignment == args.assignment])
     sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
     print(f"{len(found.students) + len(found.unusable)} {args.assignment} submission(s) in {args.submitted} "
-          f"({found.layout} layout){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
+          f"({found.layout}){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
           f"{args.out / 'grades.csv'}")
     print(run.summary(args.assignment, device), flush=True)
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED

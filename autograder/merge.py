@@ -1,6 +1,6 @@
-"""``python -m autograder merge OUT... --out MERGED``: join the outputs of sharded grading runs.
+"""``python -m autograder merge FOLDER... --out OUT``: join the outputs of sharded grading runs.
 
-MERGED gets every ``<student>/<assignment>/`` folder and one grades.csv for all it holds. Results an
+OUT gets every ``<student>/<assignment>/`` folder and one grades.csv for all it holds. Results an
 older grader wrote as ``<student>/results.json`` are first moved into that layout, in place.
 """
 from __future__ import annotations

@@ -52,8 +52,8 @@ def files(assignment: str) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     p = arguments.Parser("package", epilog=__doc__.split("\n\n", 1)[1] + "\nUpload the zip as the assignment's "
-                         "autograder (Ubuntu 22.04 or 24.04 base image); set its timeout above the grader's own "
-                         "5 minutes per submission.")
+                         "autograder (Ubuntu 22.04 or 24.04 base image) and set its\ntimeout above the grader's "
+                         "own 5 minutes per submission.")
     p.add_argument("assignment", help="the assignment whose hidden suite the zip holds (a folder of autograder/suites)")
     p.add_argument("--out", type=arguments.file("autograder.zip"), default=Path("autograder.zip"), metavar="ZIP",
                    help="the zip file to write; its missing folders are created (default: %(default)s)")

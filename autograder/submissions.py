@@ -62,12 +62,12 @@ def find_submissions(submitted: Path, assignment: str) -> Found:
     students = [p for p in entries if p.is_dir() and (p / assignment).is_dir()]
     notebooks = [p for p in entries if p.suffix == ".ipynb" and p.is_file()]
     if students:
-        found = Found("nbgrader", ignored=notebooks)
+        found = Found("nbgrader's layout", ignored=notebooks)
         for student in students:
             add(found, student.name, choose(student / assignment, assignment))
         return found
     if notebooks and not (submitted.name == assignment and (submitted / f"{assignment}.ipynb").exists()):
-        found = Found("flat")
+        found = Found("a flat folder of notebooks")
         for notebook in notebooks:
             add(found, notebook.stem, notebook)
         return found

@@ -237,7 +237,8 @@ def write_class(submitted: Path) -> None:
                 nbformat.write(content, folder / name)
             else:
                 folder_of(folder, {name: content})
-    folder_of(submitted, {"kim/cnn_vs_fc/cnn_vs_fc.ipynb": SOLUTION})  # submitted another assignment only
+    folder_of(submitted, {"kim/cnn_vs_fc/cnn_vs_fc.ipynb": SOLUTION,  # submitted another assignment only
+                          "conv_basics.ipynb": EXERCISE})  # outside the layout: said, not graded
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +263,9 @@ def not_graded_lines(stdout: str) -> dict[str, str]:
 def test_summary_counts_and_names_who_could_not_be_graded(course):
     _, first, rerun = course
     assert first.returncode == 1, first.stdout + first.stderr[-3000:]
-    assert "11 conv_basics submission(s) in submitted (nbgrader layout)" in first.stdout
+    assert "11 conv_basics submission(s) in submitted (nbgrader's layout)" in first.stdout
     assert "conv_basics on cpu: graded 6, unchanged and skipped 0, could not grade 5:" in first.stdout
+    assert "warning: submitted/conv_basics.ipynb is not in a <student>/conv_basics/ folder: not graded" in first.stderr
     listed = not_graded_lines(first.stdout)
     assert set(listed) == set(NOT_GRADED), first.stdout
     for student, (status, reason) in NOT_GRADED.items():
@@ -349,7 +351,7 @@ def test_a_flat_export_and_a_bad_timeout_do_not_stick(lms_export):
     assert zero.returncode == 2 and not (base / "out").exists()
     short = autograder("grade", "conv_basics", str(base / "export"), *out, "--timeout", "0.1")
     assert short.returncode == 0, short.stdout + short.stderr[-3000:]
-    assert "2 conv_basics submission(s) in" in short.stdout and "(flat layout)" in short.stdout
+    assert "2 conv_basics submission(s) in" in short.stdout and "(a flat folder of notebooks)" in short.stdout
     assert "graded 2, unchanged and skipped 0, could not grade 0" in short.stdout
     assert "were stopped by a limit" in short.stdout and "lee (--timeout 0.1 s)" in short.stdout
     lee = SubmissionResult.read(base / "out" / "lee" / "conv_basics" / "results.json")
