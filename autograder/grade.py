@@ -5,6 +5,7 @@ loaded only when there is something to grade.
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import multiprocessing
 import os
@@ -25,8 +26,9 @@ layouts of SUBMITTED (the student id is the folder's or the file's name):
   listed as not graded, with the files' names.
 
 Each student gets OUT/<student>/ASSIGNMENT/results.json (Gradescope's schema) and feedback.txt; OUT/grades.csv
-has a row per student and assignment in OUT, with a status column. A rerun skips a student whose notebook, the
-hidden suite and the device are unchanged, unless a limit that stopped their grading changed; --force regrades.
+has a row per student and assignment in OUT, with a status column. A rerun skips a student only when grading
+again could not change the result: the same notebook, hidden suite and device, no limit lower, and the limits that
+stopped their grading (a --timeout spent) the same; --force regrades.
 
 exit status:
   {ALL_GRADED}  every submission found has a result: graded now, or unchanged since (whatever the scores)
@@ -60,7 +62,7 @@ def parser() -> arguments.Parser:
     p.add_argument("--shard", type=arguments.shard, metavar="K/N",
                    help="grade only slice K of N disjoint slices of the class (merge them with "
                         "`python -m autograder merge`; default: everyone)")
-    p.add_argument("--suites", type=Path, default=SUITES, help=arguments.argparse.SUPPRESS)
+    p.add_argument("--suites", type=Path, default=SUITES, help=argparse.SUPPRESS)
     return p
 
 
