@@ -250,10 +250,6 @@ def course(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, subproc
     return base, autograder(*grade, "--nbgrader-db", "gradebook.db", cwd=base), autograder(*grade, cwd=base)
 
 
-def result(course, student: str) -> SubmissionResult:
-    return SubmissionResult.read(course[0] / "autograded" / student / "conv_basics" / "results.json")
-
-
 def not_graded_lines(stdout: str) -> dict[str, str]:
     tail = stdout.split("could not grade")[1]
     return dict(re.findall(r"^  (\w+): (.*)$", tail, re.MULTILINE))
