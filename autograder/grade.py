@@ -157,7 +157,7 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     import torch
     from tqdm import tqdm
 
-    from autograder import notebook, runner
+    from autograder import runner
     from autograder.sandbox.child import preload
 
     try:
@@ -167,7 +167,7 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
         p.error(str(error))
     workers = min(args.workers, len(students))
     preload()  # once, before the workers fork: torch is imported once per grading run
-    notebook.prepare()
+    runner.prepare()
     gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     suite = runner.suite_sha256(args.suites, args.assignment)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import os
 import re
 import signal
@@ -17,15 +18,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _pytest.config
 import pytest
 
-from autograder import SUITES
+from autograder import SUITES, notebook
 from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
 from autograder.results import GRADED as GRADED_STATUS
 from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
-from autograder.sandbox import Limits, Sandbox
-from autograder.sandbox import reachable
+from autograder.sandbox import Limits, Sandbox, reachable
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.submissions import Refusal
 
@@ -55,6 +56,16 @@ class Job:
     @property
     def graded_file(self) -> str:
         return "" if self.refusal else self.notebook.name
+
+
+def prepare() -> None:
+    """Do once, before the workers fork, what grading every submission would otherwise repeat: build
+    nbformat's validator and import what running a suite imports (pytest's own plugins, the modules they
+    import when a session starts, the suites' helpers). Nothing of a hidden suite is read here."""
+    notebook.prepare()
+    for module in [*(f"_pytest.{plugin}" for plugin in _pytest.config.default_plugins), "pdb", "readline",
+                   "autograder.expect"]:
+        importlib.import_module(module)
 
 
 def check_hidden(suite: Path) -> None:
