@@ -12,12 +12,17 @@ ASSIGNMENTS := conv_basics cnn_vs_fc
 .PHONY: help setup book exercises test bench serve clean chromium gpu-wheels gpu-check
 
 help:
-	@echo "make book       build the course book into _build/html"
-	@echo "make test       run the whole test suite (builds the book, drives Chromium)"
-	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
-	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
-	@echo "make bench      run the benchmarks in bench/"
-	@echo "make gpu-check  run every CUDA path once on a GPU machine (tools/gpu_check.py)"
+	@echo "make setup       create .venv from requirements.txt (once; again when the requirements change)"
+	@echo "make book        build the course book into _build/html"
+	@echo "make test        run the whole test suite (builds the book, drives Chromium)"
+	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make serve       serve _build/html on http://127.0.0.1:8000"
+	@echo "make bench       run the benchmarks in bench/"
+	@echo "make chromium    install Debian's chromium for the browser tests, when missing"
+	@echo "make gpu-wheels  download, here (online), the wheels a GPU machine may lack into .whl/"
+	@echo "make gpu-check   run every CUDA path once on a GPU machine (tools/gpu_check.py)"
+	@echo "make clean       remove _build/"
+	@echo "The grader's own commands: .venv/bin/python -m autograder --help"
 
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu make setup: torch and torchvision, at requirements.txt's pins,
 # from that index first (PyTorch's CPU-only builds, a tenth of PyPI's CUDA build, for a grader without a GPU).
