@@ -16,14 +16,13 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.results import LayoutError, upgrade_layout
-from autograder.submissions import find_notebooks, shard
+from autograder import SUITES, arguments
+from autograder.results import GRADED, RESULTS, LayoutError, SubmissionResult, result_folder, upgrade_layout
+from autograder.submissions import Found, NothingToGrade, find_submissions, shard
 
 # The runner (and torch with it) is imported only once jobs are to be submitted: --dry-run and bad input answer at once.
-SUITES = Path(__file__).resolve().parent / "suites"  # runner.SUITES
 ROOT = SUITES.parent.parent  # the checkout: jobs start there, so `python -m autograder` is its own
 LOGS = ".slurm"  # OUT/.slurm/: the jobs' logs (no student id starts with a dot)
 POLL_SECONDS = 3
@@ -53,35 +52,40 @@ exec {python} -m autograder merge {out} \\
 """
 
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return int(text)
+EPILOG = """\
+SUBMITTED, OUT, the gradebook and this checkout with its .venv must be on storage every node mounts at the
+same path: the jobs start in the checkout and run its venv's Python. Logs go to OUT/.slurm/. sbatch's own
+variables (SBATCH_ACCOUNT, SBATCH_QOS, SBATCH_MEM_PER_CPU, ...) and SLURM_CONF apply.
+
+exit status:
+  0  submitted (without --wait); with --wait, every submission has a graded result
+  1  with --wait: a shard fell short (run the same command again: it grades only what is missing or changed),
+     or some submissions could not be graded (their results say why)
+  2  nothing submitted: a wrong argument, no Slurm here, or sbatch refused the jobs
+"""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m autograder slurm", description=__doc__.split("\n\n")[0])
-    p.add_argument("assignment", help="conv_basics or cnn_vs_fc (a folder of autograder/suites)")
-    p.add_argument("submitted", type=Path, help="nbgrader's submitted/ folder, on storage every node reads")
-    p.add_argument("--out", type=Path, required=True, help="where results go, on storage every node writes")
-    p.add_argument("--tasks", type=positive, required=True, metavar="N", help="array tasks (shards of the class)")
-    p.add_argument("--cpus-per-task", type=positive, default=1, metavar="C", help="CPUs (= workers) per task")
-    p.add_argument("--partition", help="Slurm partition for every job (default: the cluster's default)")
-    p.add_argument("--gpus-per-task", type=positive, metavar="G", help="ask for --gres=gpu:G and grade on CUDA")
-    p.add_argument("--time", type=positive, metavar="MINUTES", help="time limit of each job")
-    p.add_argument("--nbgrader-db", type=Path, help="the merge job also writes the scores into this gradebook")
-    p.add_argument("--dry-run", action="store_true", help="print the batch scripts, submit nothing")
-    p.add_argument("--wait", action="store_true", help="wait for the merge job, summarise each task")
+def parser() -> arguments.Parser:
+    p = arguments.Parser("slurm", epilog=EPILOG)
+    p.add_argument("assignment", help="the assignment: a folder of autograder/suites (conv_basics, cnn_vs_fc)")
+    p.add_argument("submitted", type=Path, help="the class's notebooks in one of grade's layouts, on shared storage")
+    p.add_argument("--out", type=arguments.folder, required=True, metavar="OUT",
+                   help="where results go, on shared storage; created with its parents")
+    p.add_argument("--tasks", type=arguments.at_least_one, required=True, metavar="N",
+                   help="array tasks, each grading one of N slices of the class (at most the class's size)")
+    p.add_argument("--cpus-per-task", type=arguments.at_least_one, default=1, metavar="C",
+                   help="CPUs per task, one worker each (default: %(default)s)")
+    p.add_argument("--partition", help="the partition of every job (default: the cluster's default)")
+    p.add_argument("--gpus-per-task", type=arguments.at_least_one, metavar="G",
+                   help="ask each task for --gres=gpu:G and grade with --device cuda (default: CPU only)")
+    p.add_argument("--time", type=arguments.at_least_one, metavar="MINUTES",
+                   help="time limit of each job (default: the partition's)")
+    p.add_argument("--nbgrader-db", type=arguments.file("gradebook.db"), metavar="DB",
+                   help="the merge job also writes the scores into this nbgrader gradebook (default: none)")
+    p.add_argument("--dry-run", action="store_true", help="print the two batch scripts, submit nothing")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the merge job, then print one line per task and exit 1 if any fell short")
     return p
-
-
-@dataclass(frozen=True)
-class Shard:
-    k: int                  # 1..N, as grade --shard K/N counts
-    students: list[str]
-
-    def task(self, array: str) -> str:
-        return f"{array}_{self.k - 1}"
 
 
 def resources(args: argparse.Namespace, gpus: bool) -> str:
@@ -138,19 +142,23 @@ def last_line(run: subprocess.CompletedProcess) -> str:
 
 
 def job_states(job: str) -> dict[str, str] | None:
-    """``{job id: state}`` of a job, or of each task of an array (``<array>_<i>``), as ``scontrol`` knows
-    them; {} once slurmctld has forgotten the job (MinJobAge after it ended); None when it cannot say."""
+    """``{job id: state}`` of a job, or of each task of an array (``<array>_<i>``), as ``scontrol`` knows them
+    (``FAILED (exit 1)`` with the exit status); {} once slurmctld has forgotten the job (MinJobAge after it
+    ended); None when it cannot say."""
     run = subprocess.run(["scontrol", "--oneliner", "show", "job", job], capture_output=True, text=True)
     if run.returncode:
         return {} if "Invalid job id" in run.stderr + run.stdout else None
     states = {}
     for line in run.stdout.splitlines():
         fields = dict(re.findall(r"(?:^|\s)(\w+)=(\S*)", line))
+        state = fields["JobState"]
+        if state == "FAILED":
+            state += f" (exit {fields.get('ExitCode', '?').split(':')[0]})"
         if "ArrayTaskId" not in fields:
-            states[fields["JobId"]] = fields["JobState"]
+            states[fields["JobId"]] = state
         for first, last in re.findall(r"(\d+)(?:-(\d+))?", fields.get("ArrayTaskId", "")):  # "3", or "4-7" not started
             for task in range(int(first), int(last or first) + 1):
-                states[f"{fields['ArrayJobId']}_{task}"] = fields["JobState"]
+                states[f"{fields['ArrayJobId']}_{task}"] = state
     return states
 
 
@@ -162,63 +170,78 @@ def wait(array: str, merge: str) -> dict[str, str]:
         merge_state = job_states(merge)
         if merge_state is not None:
             seen.update(merge_state)
-            if seen.get(merge) in ENDED or not merge_state:
+            if seen.get(merge, "").split(" ")[0] in ENDED or not merge_state:
                 return seen
         time.sleep(POLL_SECONDS)
 
 
-def up_to_date(args: argparse.Namespace, notebooks: dict[str, Path], students: list[str], suite: str) -> int:
-    """How many of ``students`` a rerun would skip: a result for this very notebook and hidden suite."""
-    from autograder import runner
+def progress(args: argparse.Namespace, found: Found, students: list[str], suite: str) -> tuple[int, int]:
+    """(graded, could not be graded) among ``students``, counting only results of the notebook now submitted
+    (or of the same refusal) and of this hidden suite; the others are missing, and a rerun grades them."""
     from autograder.notebook import read_submission
 
-    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, suite_sha256=suite) for s in students]
-    return sum(runner.already_graded(job, read_submission(job.notebook, job.student, job.assignment)) for job in jobs)
+    graded = not_graded = 0
+    for student in students:
+        path = result_folder(args.out, student, args.assignment) / RESULTS
+        if not path.exists():
+            continue
+        result, refusal = SubmissionResult.read(path), found.refused.get(student)
+        current = (result.status == refusal.status if refusal else result.notebook_sha256 == read_submission(
+            found.notebooks[student], student, args.assignment).sha256)  # a grader error records no SHA-256
+        if current and result.suite_sha256 == suite:
+            graded += result.status == GRADED
+            not_graded += result.status != GRADED
+    return graded, not_graded
 
 
-def summarise(args: argparse.Namespace, shards: list[Shard], notebooks: dict[str, Path], array: str, merge: str,
-              seen: dict[str, str]) -> int:
-    """One line per task and one for the merge job; 1 (naming the shards to rerun) when any fell short.
-
-    A shard is complete when a rerun would skip every one of its students; a task slurmctld has
-    already forgotten (``UNKNOWN``) is judged by that alone."""
+def summarise(args: argparse.Namespace, found: Found, array: str, merge: str, seen: dict[str, str]) -> int:
+    """One line per task (counted from the results on disk; Slurm's state as it was last seen) and one for
+    the merge job; 1 when a shard has results missing, naming it, or some submissions could not be graded."""
     from autograder.runner import suite_sha256
 
     suite = suite_sha256(SUITES, args.assignment)
-    failed = []
-    for s in shards:
-        state, graded = seen.get(s.task(array), "UNKNOWN"), up_to_date(args, notebooks, s.students, suite)
-        print(f"shard {s.k}/{len(shards)} (job {s.task(array)}): {state}, "
-              f"{graded} of {len(s.students)} submissions graded")
-        if graded < len(s.students) or state not in ("COMPLETED", "UNKNOWN"):
-            failed.append(f"{s.k}/{len(shards)} ({state})")
+    short, not_gradable = [], 0
+    for k in range(1, args.tasks + 1):
+        task, students = f"{array}_{k - 1}", shard(found.students, k, args.tasks)
+        state, (graded, not_graded) = seen.get(task, "UNKNOWN"), progress(args, found, students, suite)
+        missing = len(students) - graded - not_graded
+        print(f"shard {k}/{args.tasks} (job {task}): {state}, {graded} of {len(students)} graded"
+              + (f", {not_graded} could not be (their results say why)" if not_graded else "")
+              + (f", {missing} missing" if missing else ""))
+        not_gradable += not_graded
+        if missing:
+            short.append(f"{k}/{args.tasks} ({state}, {missing} missing)")
     merged = seen.get(merge, "UNKNOWN")
     print(f"merge (job {merge}): {merged}, grades in {args.out / 'grades.csv'}")
     logs = args.out / LOGS
-    if failed:
-        print(f"not fully graded: shard {', '.join(failed)}; logs in {logs}. Run the same command again to "
-              "grade what is missing.", file=sys.stderr)
+    if short:
+        print(f"not fully graded: shard {'; '.join(short)}; logs in {logs}. Run the same command again to grade "
+              "what is missing.", file=sys.stderr)
+    if not_gradable:
+        print(f"{not_gradable} submission(s) could not be graded: their results say why (the status column of "
+              f"{args.out / 'grades.csv'})", file=sys.stderr)
     if merged not in ("COMPLETED", "UNKNOWN"):
         print(f"the merge job ended {merged} (log in {logs}): `python -m autograder merge {args.out} --out "
               f"{args.out}` writes grades.csv", file=sys.stderr)
-    return 1 if failed or merged not in ("COMPLETED", "UNKNOWN") else 0
+    return 1 if short or not_gradable or merged not in ("COMPLETED", "UNKNOWN") else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    arguments.check_assignment(p, SUITES, args.assignment)
     args.submitted, args.out = args.submitted.absolute(), args.out.absolute()
     args.nbgrader_db = args.nbgrader_db and args.nbgrader_db.absolute()
-    if not (SUITES / args.assignment).is_dir():
-        p.error(f"no hidden suite for {args.assignment!r} in {SUITES}")
     if not args.submitted.is_dir():
-        p.error(f"{args.submitted} is not a folder (nbgrader's submitted/ layout)")
-    notebooks = find_notebooks(args.submitted, args.assignment)
-    if not notebooks:
-        p.error(f"no submissions of {args.assignment} in {args.submitted}")
-    if args.tasks > len(notebooks):
-        p.error(f"--tasks {args.tasks}: {args.submitted} holds {len(notebooks)} submissions of {args.assignment}; "
-                f"ask for at most {len(notebooks)} tasks")
+        p.error(f"{args.submitted} is not a folder: give the folder of the class's notebooks")
+    try:
+        found = find_submissions(args.submitted, args.assignment)
+    except NothingToGrade as error:
+        print(f"{p.prog}: {error}", file=sys.stderr)
+        return 2
+    if args.tasks > len(found.students):
+        p.error(f"--tasks {args.tasks}: {args.submitted} holds {len(found.students)} submissions of "
+                f"{args.assignment}; ask for at most {len(found.students)} tasks")
     array_script, merge_script = batch_scripts(args)
     if args.dry_run:
         print(f"# the grading array: sbatch --parsable\n{array_script}\n"
@@ -228,13 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(problem)
     from autograder import runner
 
+    for folder in [args.out / LOGS, *([args.nbgrader_db.parent] if args.nbgrader_db else [])]:
+        arguments.make_folder(p, folder)
     try:
         runner.check_hidden(SUITES)
-        (args.out / LOGS).mkdir(parents=True, exist_ok=True)
         for moved in upgrade_layout(args.out):  # once, here, rather than racing in every task
             print(moved, file=sys.stderr)
         array = submit(array_script)
-    except (runner.GraderError, LayoutError, OSError) as error:
+    except (runner.GraderError, LayoutError) as error:
         p.error(str(error))
     except Refused as error:
         p.error(f"sbatch refused the grading array: {error}")
@@ -249,11 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.wait:
         print(f"follow them with `squeue -j {array},{merge}`; grades arrive in {args.out / 'grades.csv'}")
         return 0
-    students = sorted(notebooks)
-    shards = [Shard(k, shard(students, f"{k}/{args.tasks}")) for k in range(1, args.tasks + 1)]
     try:
         seen = wait(array, merge)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; jobs {array} and {merge} go on (`squeue -j {array},{merge}`)", file=sys.stderr)
         return 130
-    return summarise(args, shards, notebooks, array, merge, seen)
+    return summarise(args, found, array, merge, seen)

@@ -203,7 +203,7 @@ def grade_on_slurm(submitted: Path, out: Path, size: int, tasks: int, local_seco
     for i in range(tasks):
         submit, start, _ = times[f"{array}_{i}"]
         dispatch.append((start - max([submit, *(end for end in ends if end <= start)])).total_seconds())
-        results = [out / s / ASSIGNMENT / "results.json" for s in shard(everyone, f"{i + 1}/{tasks}")]
+        results = [out / s / ASSIGNMENT / "results.json" for s in shard(everyone, i + 1, tasks)]
         first = min(results, key=lambda path: path.stat().st_mtime)
         own = json.loads(first.read_text())["execution_time"]  # that submission's own grading time
         startup.append(first.stat().st_mtime - own - start.timestamp())

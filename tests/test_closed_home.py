@@ -56,9 +56,9 @@ def grade(python: Path, checkout: Path, cells: list[str], tmp_path: Path, prefix
     notebook = nbformat.read(ROOT / "solutions" / "conv_basics" / "conv_basics.ipynb", as_version=4)
     notebook.cells += [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(notebook, tmp_path / "alice.ipynb")
-    return subprocess.run([*prefix, str(python), "-m", "autograder", "grade", "conv_basics", str(tmp_path / "alice.ipynb"),
-                           "--out", str(tmp_path / "out"), "--workers", "1"], cwd=checkout, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin"})
+    return subprocess.run([*prefix, str(python), "-m", "autograder", "grade", "conv_basics",
+                           str(tmp_path / "alice.ipynb"), "--out", str(tmp_path / "out"), "--workers", "1"],
+                          cwd=checkout, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
 
 
 @pytest.mark.slow

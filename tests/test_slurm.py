@@ -81,8 +81,8 @@ def results(out: Path) -> dict[str, SubmissionResult]:
 
 
 def outcome(result: SubmissionResult) -> tuple:
-    """What grading decided: the score and each test's status and points (not its timings or pids)."""
-    return result.score, result.max_score, [(t.name, t.status, t.score) for t in result.tests]
+    """What grading decided: the status, the score and each test's status and points (not timings or pids)."""
+    return result.status, result.score, result.max_score, [(t.name, t.status, t.score) for t in result.tests]
 
 
 def up_to_date(out: Path, submitted: Path) -> list[str]:
@@ -92,7 +92,7 @@ def up_to_date(out: Path, submitted: Path) -> list[str]:
 
 
 def summary(stdout: str) -> dict[int, str]:
-    """``{K: 'STATE, n of m submissions graded'}`` from the --wait summary."""
+    """``{K: 'STATE, n of m graded...'}`` from the --wait summary."""
     return {int(k): line for k, line in re.findall(r"^shard (\d+)/\d+ \(job \d+_\d+\): (.*)$", stdout, re.MULTILINE)}
 
 
@@ -118,8 +118,8 @@ def reference(course, tmp_path_factory) -> dict[str, SubmissionResult]:
     out = tmp_path_factory.mktemp("local")
     local = autograder("grade", ASSIGNMENT, str(course.submitted), "--out", str(out), "--workers", "2",
                        "--device", "cpu")
-    assert local.returncode == 0 and "could not grade" not in local.stderr, local.stderr[-3000:]
-    return results(out)
+    assert local.returncode == 1 and "could not grade 2:" in local.stdout, local.stdout + local.stderr[-3000:]
+    return results(out)  # all graded but the two unreadable notebooks (exit status 1), whose results say why
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,16 @@ def on_slurm(cluster, course, reference) -> subprocess.CompletedProcess:
 
 
 def test_class_graded_as_four_tasks_equals_local_grading(course, reference, on_slurm):
-    assert on_slurm.returncode == 0, on_slurm.stdout + on_slurm.stderr[-3000:]
-    assert summary(on_slurm.stdout) == dict.fromkeys((1, 2, 3, 4), "COMPLETED, 10 of 10 submissions graded")
+    """Every result is what local grading gives; the two unreadable notebooks make their tasks exit 1, as grade
+    does, and the command exit 1 saying so."""
+    expected = {}
+    for k in (1, 2, 3, 4):
+        unreadable = sum(reference[s].status != "graded" for s in shard(course.students, k, 4))
+        expected[k] = (f"FAILED (exit 1), {10 - unreadable} of 10 graded, {unreadable} could not be (their results "
+                       "say why)" if unreadable else "COMPLETED, 10 of 10 graded")
+    assert summary(on_slurm.stdout) == expected, on_slurm.stdout + on_slurm.stderr[-3000:]
+    assert on_slurm.returncode == 1 and on_slurm.stderr.strip().endswith(
+        f"2 submission(s) could not be graded: their results say why (the status column of {course.out}/grades.csv)")
     rows = list(csv.DictReader((course.out / "grades.csv").open()))
     assert len(rows) == 40 and sorted(row["student"] for row in rows) == course.students
     graded = results(course.out)
@@ -155,7 +163,7 @@ def test_the_array_runs_the_dry_run_script(cluster, course, on_slurm):
 def test_hostile_submissions_change_nothing_in_other_shards(course, reference, on_slurm):
     """The snoop tries to write into another shard's results and submissions and to kill its grader; the memory
     hog asks for more than its cap on the node every task shares. The other shards grade as they do locally."""
-    home = {student: k for k in (1, 2, 3, 4) for student in shard(course.students, f"{k}/4")}
+    home = {student: k for k in (1, 2, 3, 4) for student in shard(course.students, k, 4)}
     assert home["snoop"] != home["honest"], "the class must put the snoop and its target in different shards"
     graded = results(course.out)
     for hostile in ("snoop", "memory_hog"):
@@ -176,7 +184,7 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
             (course.submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
     command = [sys.executable, "-m", "autograder", "slurm", ASSIGNMENT, str(submitted), "--out", str(out),
                "--tasks", "2", "--wait"]
-    second = shard(RERUN_CLASS, "2/2")
+    second = shard(RERUN_CLASS, 2, 2)
     with subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
         array = re.search(r"submitted grading array (\d+)", first.stdout.readline()).group(1)
         deadline = time.monotonic() + 600
@@ -186,15 +194,15 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
         cancel = cluster.run("scancel", f"{array}_1")
         stdout, stderr = first.communicate(timeout=600)
     assert cancel.returncode == 0, cancel.stderr
-    assert first.returncode == 1 and "not fully graded: shard 2/2 (CANCELLED)" in stderr, stdout + stderr
-    assert summary(stdout)[1] == "COMPLETED, 4 of 4 submissions graded"
+    assert first.returncode == 1 and "not fully graded: shard 2/2 (CANCELLED, " in stderr, stdout + stderr
+    assert summary(stdout)[1] == "COMPLETED, 4 of 4 graded"
     kept = up_to_date(out, submitted)
     assert set(second) - set(kept), "the cancel came too late: shard 2 had finished"
     before = {s: tree_digest(out / s / ASSIGNMENT) for s in kept}
 
     rerun = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
-    assert summary(rerun.stdout) == dict.fromkeys((1, 2), "COMPLETED, 4 of 4 submissions graded")
+    assert summary(rerun.stdout) == dict.fromkeys((1, 2), "COMPLETED, 4 of 4 graded")
     assert up_to_date(out, submitted) == sorted(RERUN_CLASS)
     assert {s: tree_digest(out / s / ASSIGNMENT) for s in kept} == before  # untouched, byte for byte
     assert {s: outcome(r) for s, r in results(out).items()} == {s: outcome(reference[s]) for s in RERUN_CLASS}
@@ -202,7 +210,7 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
 
 
 @pytest.mark.parametrize("args, path, message", [
-    (["--tasks", "0"], None, "argument --tasks: '0' is not a whole number of 1 or more"),
+    (["--tasks", "0"], None, "argument --tasks: must be 1 or more, got 0"),
     (["--tasks", "41"], None, "holds 40 submissions of conv_basics; ask for at most 40 tasks"),
     (["--tasks", "2", "--partition", "gpu"], None, "no partition 'gpu' on this cluster (it has: debug)"),
     (["--tasks", "2", "--gpus-per-task", "1"], None,  # a cluster without GPUs
@@ -212,9 +220,8 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
 def test_bad_input_is_refused_in_one_line_and_submits_nothing(cluster, course, tmp_path, args, path, message):
     env = cluster.env | ({"PATH": path} if path else {})
     run = autograder("slurm", ASSIGNMENT, str(course.submitted), "--out", str(tmp_path / "out"), *args, env=env)
-    last = run.stderr.splitlines()[-1]
-    assert run.returncode == 2 and last.startswith("python -m autograder slurm: error: "), run.stderr
-    assert message in last
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("python -m autograder slurm: error: ") and message in run.stderr, run.stderr
     assert not cluster.run("squeue", "--noheader").stdout.strip() and not (tmp_path / "out" / "grades.csv").exists()
 
 
