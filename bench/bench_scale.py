@@ -199,23 +199,28 @@ def grade_on_slurm(submitted: Path, out: Path, size: int, tasks: int, local_seco
         times, (_, merge_start, merge_end) = job_times(cluster, array), job_times(cluster, merge)[merge]
     everyone = sorted(p.name for p in submitted.iterdir())
     ends = [end for _, _, end in times.values()]
-    dispatch, startup = [], []
+    dispatch, startup, tail, rate = [], [], [], []
     for i in range(tasks):
-        submit, start, _ = times[f"{array}_{i}"]
-        dispatch.append((start - max([submit, *(end for end in ends if end <= start)])).total_seconds())
-        results = [out / s / ASSIGNMENT / "results.json" for s in shard(everyone, i + 1, tasks)]
-        first = min(results, key=lambda path: path.stat().st_mtime)
-        own = json.loads(first.read_text())["execution_time"]  # that submission's own grading time
-        startup.append(first.stat().st_mtime - own - start.timestamp())
-    per_task = statistics.median(dispatch) + statistics.median(startup)
+        submit, start, end = times[f"{array}_{i}"]
+        dispatch.append((start - max([submit, *(e for e in ends if e <= start)])).total_seconds())
+        results = sorted((out / s / ASSIGNMENT / "results.json" for s in shard(everyone, i + 1, tasks)),
+                         key=lambda path: path.stat().st_mtime)
+        own = json.loads(results[0].read_text())["execution_time"]  # the first submission's own grading time
+        grading = results[0].stat().st_mtime - own  # when the task began grading
+        startup.append(grading - start.timestamp())
+        tail.append(end.timestamp() - results[-1].stat().st_mtime)  # grades.csv of all OUT, exit
+        rate.append((results[-1].stat().st_mtime - grading) / len(results))
+    per_task = statistics.median(dispatch) + statistics.median(startup) + max(statistics.median(tail), 0)
     merging = (merge_end - max(ends)).total_seconds()
+    median = statistics.median
     print(f"Slurm: {size} submissions as {tasks} tasks of 1 CPU, {os.cpu_count()} at a time on a local single-node "
           f"cluster: {seconds:.1f} s from sbatch to the merge job's end (one machine, {os.cpu_count()} workers: "
           f"{local_seconds:.1f} s)")
-    print(f"  each task (medians, to the second Slurm records): started {statistics.median(dispatch):.0f} s after a "
-          f"CPU came free, and was {statistics.median(startup):.1f} s from its start to grading its first submission "
-          f"(Python, torch, the class read); the merge job ended {merging:.0f} s after the last task "
-          f"(ran {(merge_end - merge_start).total_seconds():.0f} s)")
+    print(f"  each task (medians; Slurm records seconds): started {median(dispatch):.0f} s after a CPU came free, "
+          f"began grading {median(startup):.1f} s after it started (Python, torch, the class read), graded "
+          f"{median(rate):.3f} s per submission (one machine: {local_seconds * os.cpu_count() / size:.3f} per "
+          f"worker), ended {median(tail):.0f} s after its last result; the merge job ended {merging:.0f} s after "
+          f"the last task (ran {(merge_end - merge_start).total_seconds():.0f} s)")
     print(f"  Slurm's overhead: about {per_task:.1f} s of a CPU per task; {per_task * tasks + merging:.0f} s for the "
           f"array and the merge job, {(per_task * tasks + merging) / size:.3f} s per submission")
 
