@@ -50,8 +50,6 @@ MERGE_SCRIPT = """\
 exec {python} -m autograder merge {out} \\
     --out {out}{gradebook}
 """
-
-
 EPILOG = """\
 SUBMITTED, OUT, the gradebook and this checkout with its .venv must be on storage every node mounts at the
 same path: the jobs start in the checkout and run its venv's Python. Logs go to OUT/.slurm/. sbatch's own
