@@ -1,10 +1,11 @@
-"""``python -m autograder VERB ...``: grade, merge or package (each verb is its own module)."""
+"""``python -m autograder VERB ...``: grade, merge, package or report (each verb is its own module)."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-VERBS = {"grade": "autograder.grade", "merge": "autograder.merge", "package": "autograder.package"}
+VERBS = {"grade": "autograder.grade", "merge": "autograder.merge", "package": "autograder.package",
+         "report": "autograder.report"}
 
 
 def main(argv: list[str]) -> int:

@@ -2,9 +2,13 @@
 
 Weights come from ``@pytest.mark.points(n)`` (default 1), names from each test's docstring
 (formatted with its parameters), CUDA-only tests carry ``@pytest.mark.cuda``. Tests get the
-submission's sandbox through the ``submission`` fixture and the grading device through ``device``.
+submission's sandbox through the ``submission`` fixture and the grading device through ``device``; a passed
+test tells the student what it measured with pytest's ``record_property("feedback", text)``, and
+``@pytest.mark.book(page, section)`` (on a test or a whole module) names the book's section that teaches it.
 """
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -15,13 +19,14 @@ from autograder.sandbox import Sandbox
 class GradingPlugin:
     def __init__(self, sandbox: Sandbox, device: str) -> None:
         self._sandbox, self._device = sandbox, device
-        self.meta: dict[str, tuple[str, float, str]] = {}
+        self.meta: dict[str, tuple[str, float, str, dict]] = {}
         self.results: list[TestResult] = []
 
     def pytest_configure(self, config) -> None:
         config.addinivalue_line("markers", "points(n): the test's weight in the score (default 1)")
         config.addinivalue_line("markers", "cuda: needs a CUDA device; skipped on a CPU-only grader")
         config.addinivalue_line("markers", "visibility(v): Gradescope visibility (default 'visible')")
+        config.addinivalue_line("markers", "book(page, section): the book's section that teaches it, for feedback")
 
     @pytest.fixture
     def submission(self) -> Sandbox:
@@ -33,8 +38,8 @@ class GradingPlugin:
 
     def pytest_collection_modifyitems(self, items) -> None:
         for item in items:
-            self.meta[item.nodeid] = (test_name(item), marker_arg(item, "points", 1), marker_arg(item, "visibility",
-                                                                                                "visible"))
+            self.meta[item.nodeid] = (test_name(item), marker_arg(item, "points", 1),
+                                      marker_arg(item, "visibility", "visible"), book_section(item))
             if item.get_closest_marker("cuda") and self._device != "cuda":
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; this grader has none"))
 
@@ -48,15 +53,18 @@ class GradingPlugin:
     def pytest_runtest_logreport(self, report) -> None:
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
-        name, points, visibility = self.meta[report.nodeid]
+        name, points, visibility, book = self.meta[report.nodeid]
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else "skipped"
-            self.results.append(TestResult(name, 0, points, "skipped", reason.removeprefix("Skipped: "), visibility))
+            result = TestResult(name, 0, points, "skipped", reason.removeprefix("Skipped: "), visibility)
         elif report.passed:
-            self.results.append(TestResult(name, points, points, "passed", "", visibility))
+            told = "\n".join(str(text) for key, text in report.user_properties if key == "feedback")
+            result = TestResult(name, points, points, "passed", told, visibility)
         else:
             message = getattr(report, "grading_message", "the test failed")
-            self.results.append(TestResult(name, 0, points, "failed", message, visibility))
+            result = TestResult(name, 0, points, "failed", message, visibility)
+        result.extra_data = {"book": book} if book else {}
+        self.results.append(result)
 
 
 def test_name(item) -> str:
@@ -68,6 +76,17 @@ def test_name(item) -> str:
 def marker_arg(item, name: str, default):
     marker = item.get_closest_marker(name)
     return marker.args[0] if marker else default
+
+
+def book_section(item) -> dict:
+    """``@pytest.mark.book("03_stride", "The output-shape formula")`` as the page's path in the built book, the
+    section (its anchor made as Sphinx makes it) and the chapter's number; {} without the marker."""
+    marker = item.get_closest_marker("book")
+    if not marker:
+        return {}
+    page, section = marker.args
+    anchor = re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
+    return {"path": f"book/{page}.html#{anchor}", "section": section, "chapter": int(page.split("_")[0])}
 
 
 def failure_message(error: BaseException) -> str:
