@@ -79,7 +79,8 @@ def histogram(assignment: str, scores: list[float], top: float) -> str:
     alt = (f"Histogram of {len(scores)} {assignment} scores out of {top:g}: "
            + "; ".join(f"{score:g} points: {n}" for score, n in sorted(counts.items(), reverse=True)) + ".")
     rows = [(f"{score:g}", n) for score, n in sorted(counts.items(), reverse=True)]
-    return figure(fig, alt) + table(f"{assignment}: submissions per score", ["Score", "Submissions"], rows)
+    return ("<h3>Scores</h3>\n" + figure(fig, alt)
+            + table(f"{assignment}: submissions per score", ["Score", "Submissions"], rows))
 
 
 def pass_rates(assignment: str, results: list[SubmissionResult]) -> str:
@@ -104,8 +105,9 @@ def pass_rates(assignment: str, results: list[SubmissionResult]) -> str:
     rows = [(name, c["passed"], c["failed"], c["skipped"], f"{rate:.0%}") for rate, name, c in rates]
     rows += [(name, 0, 0, c["skipped"], "not graded here") for name, c in sorted(tally.items())
              if not c["passed"] + c["failed"]]
-    return figure(fig, alt) + table(f"{assignment}: pass rate per test, lowest first",
-                                    ["Test", "Passed", "Failed", "Skipped", "Pass rate"], rows)
+    return ("<h3>Pass rate per test</h3>\n" + figure(fig, alt)
+            + table(f"{assignment}: pass rate per test, lowest first", ["Test", "Passed", "Failed", "Skipped",
+                                                                         "Pass rate"], rows))
 
 
 def common_failures(assignment: str, results: list[SubmissionResult]) -> str:
@@ -113,7 +115,7 @@ def common_failures(assignment: str, results: list[SubmissionResult]) -> str:
     failures = [(gist(test.output), test.name, result.student)
                 for result in results for test in result.tests if test.status == "failed"]
     if not failures:
-        return f"<h3>{html.escape(assignment)}: failure messages</h3>\n<p>No test failed.</p>\n"
+        return "<h3>Most common failure messages</h3>\n<p>No test failed.</p>\n"
     counts = Counter(message for message, _, _ in failures)
     rows = []
     for message, n in counts.most_common(MESSAGES):
@@ -121,8 +123,9 @@ def common_failures(assignment: str, results: list[SubmissionResult]) -> str:
         students = {student for m, _, student in failures if m == message}
         rows.append((message, n, len(students), "; ".join(tests[:3]) + (f"; and {len(tests) - 3} more"
                                                                          if len(tests) > 3 else "")))
-    return table(f"{assignment}: the {len(rows)} most common failure messages",
-                 ["Message", "Failed tests", "Submissions", "Tests"], rows)
+    return "<h3>Most common failure messages</h3>\n" + table(
+        f"{assignment}: the {len(rows)} most common failure messages", ["Message", "Failed tests", "Submissions",
+                                                                          "Tests"], rows)
 
 
 def gist(message: str) -> str:
@@ -143,8 +146,9 @@ def slowest(assignment: str, results: list[SubmissionResult]) -> str:
     alt = (f"Bar chart of the grading time of {assignment}'s {len(ranked)} slowest submissions: "
            + "; ".join(f"{r.student} {r.execution_time:.1f} s" for r in ranked) + ".")
     rows = [(r.student, f"{r.execution_time:.1f}", f"{r.score:g} / {r.max_score:g}") for r in ranked]
-    return figure(fig, alt) + table(f"{assignment}: the {len(ranked)} slowest submissions",
-                                    ["Student", "Grading time (s)", "Score"], rows)
+    return ("<h3>Slowest submissions</h3>\n" + figure(fig, alt)
+            + table(f"{assignment}: the {len(ranked)} slowest submissions", ["Student", "Grading time (s)", "Score"],
+                    rows))
 
 
 def figure(fig: Figure, alt: str) -> str:

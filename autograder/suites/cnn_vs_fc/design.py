@@ -45,7 +45,10 @@ PARAMETERS = 13_686            # the lecture's ConvNet's: the same budget, a bet
 MULTIPLY_ADDS = 1_000_000      # per image; the lecture's ConvNet does 934,560
 EPOCHS = 4                     # of the grader's training (test_training.py)
 STEPS = (93, 95, 96.5)         # test accuracy in percent: each step reached is worth its points
-MAX_NODES = 1000
+MAX_NODES = 1000               # in the traced graph
+MAX_VALUES = 200_000           # in one image's largest intermediate result (the lecture's: 12,544): the grader's
+                               # memory bound; a net in the multiply-add budget stays below it unless it widens
+                               # 28×28 images to over 255 channels with 1×1 convolutions
 IMAGE = (1, 28, 28)
 ACTIVATION_FUNCTIONS = [torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
                         torch.tanh, F.tanh, torch.sigmoid, F.sigmoid, F.hardswish, F.hardtanh, F.softplus]
@@ -59,6 +62,8 @@ METHODS = {"view", "reshape", "flatten", "size", "dim", "unsqueeze", "squeeze", 
            "softmax", "log_softmax"}
 ACTIVATION_METHODS = {"relu", "sigmoid", "tanh"}
 ATTRIBUTES = {"shape", "ndim"}  # what getattr(x, ...) may read
+ARITHMETIC = {_get_qualified_name(f) for f in (operator.add, operator.sub, operator.mul, operator.truediv,
+                                               operator.floordiv)}  # on numbers and tensors only ([0] * 10**12)
 
 
 class NotRebuildable(AssertionError):
@@ -114,29 +119,29 @@ class Rebuilt(nn.Module):
 
     def __init__(self, description: dict) -> None:
         super().__init__()
-        if not isinstance(description, dict) or "error" in description:
-            raise NotRebuildable(f"torch.fx could not trace it ({description['error']}); its forward must not branch "
-                                 "on tensor values" if isinstance(description, dict) else
-                                 f"it was described as {description!r}")
-        self.nodes = [tuple(node) for node in description.get("nodes", [])]
-        self.state = {key: value for key, value in description.get("state", {}).items()
-                      if isinstance(value, torch.Tensor)}
-        if not self.nodes or len(self.nodes) > MAX_NODES or any(len(node) != 5 for node in self.nodes):
-            raise NotRebuildable(f"its traced graph has {len(self.nodes)} nodes (1 to {MAX_NODES} expected)")
-        specs = description.get("layers", {})
+        if isinstance(description, dict) and "error" in description:
+            raise NotRebuildable(f"torch.fx could not trace it ({description['error']}); its forward must not "
+                                 "branch on tensor values")
+        nodes, specs, state = (description.get(key) if isinstance(description, dict) else None
+                               for key in ("nodes", "layers", "state"))
+        if not (isinstance(nodes, list) and 0 < len(nodes) <= MAX_NODES and isinstance(specs, dict)
+                and isinstance(state, dict) and all(well_formed(node) for node in nodes)
+                and all(isinstance(spec, dict) for spec in specs.values())):
+            raise NotRebuildable(f"its description is not a traced graph of 1 to {MAX_NODES} nodes")
+        self.nodes, self.specs = [tuple(node) for node in nodes], specs
+        self.state = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
         self.keys = {target: f"layer{i}" for i, target in enumerate(specs)}
         try:
             self.layers = nn.ModuleDict({self.keys[t]: layers.build(s, device="meta") for t, s in specs.items()})
         except ValueError as error:
             raise NotRebuildable(str(error)) from None
-        self.specs = specs
         refused = [problem for node in self.nodes if (problem := self.refused(node))]
         if refused:
             raise NotRebuildable("its forward uses " + "; ".join(dict.fromkeys(refused)) + ", which the grader "
                                  "does not rebuild: use torch.nn layers (nn.Conv2d, nn.ReLU, ...) and the functions "
                                  "the assignment lists (F.relu, F.max_pool2d, torch.flatten, x.view, ...)")
-        self.tensors = {node[2]: self.state.get(node[2], torch.empty(0)).to("meta")
-                        for node in self.nodes if node[0] == "get_attr"}
+        self.tensors = {node[2]: self.state[node[2]].to("meta") for node in self.nodes if node[0] == "get_attr"}
+        self.largest = 0  # values per image of the largest intermediate result, measured on the meta device
 
     def refused(self, node: tuple) -> str:
         op, _, target, args, _ = node
@@ -144,7 +149,8 @@ class Rebuilt(nn.Module):
             return f"the layer {target!r}"
         if op == "call_function" and target not in FUNCTIONS:
             return f"the function {target}"
-        if op == "call_function" and target == "getattr" and (len(args) != 2 or args[1] not in ATTRIBUTES):
+        if op == "call_function" and target == "getattr" and (len(args) != 2 or not isinstance(args[1], str)
+                                                            or args[1] not in ATTRIBUTES):
             return f"getattr{tuple(args)[1:]}"
         if op == "call_method" and target not in METHODS:
             return f"the tensor method .{target}()"
@@ -165,11 +171,17 @@ class Rebuilt(nn.Module):
             elif op == "call_module":
                 value = self.layers[self.keys[target]](*args, **kwargs)
             elif op == "call_function":
+                if target in ARITHMETIC and not all(isinstance(a, (torch.Tensor, int, float)) for a in args):
+                    raise NotRebuildable(f"{target} is applied to {[type(a).__name__ for a in args]}, not numbers")
                 value = FUNCTIONS[target](*args, **kwargs)
             elif op == "call_method":
+                if not (args and isinstance(args[0], torch.Tensor)):
+                    raise NotRebuildable(f".{target}() is called on something other than a tensor")
                 value = getattr(args[0], target)(*args[1:], **kwargs)
             else:
                 return args[0]
+            if isinstance(value, torch.Tensor) and value.is_meta:  # the cost pass: one image
+                self.largest = max(self.largest, value.numel())
             values[name] = value
         raise NotRebuildable("its traced graph has no output")
 
@@ -184,20 +196,26 @@ class Rebuilt(nn.Module):
                 raise NotRebuildable(f"the tensors of its layer {target!r} do not fit it: {error}") from None
         self.tensors = {target: self.state[target] for target in self.tensors}
 
-    def parameters_used(self) -> int:
-        return sum(p.numel() for p in self.layers.parameters()) + sum(t.numel() for t in self.tensors.values())
+    def convolutions(self) -> int:
+        return sum(spec.get("type") == "Conv2d" for spec in self.specs.values())
 
     def has_activation_after_convolution(self) -> bool:
         """Some activation function takes (through any other operations) the output of a Conv2d."""
         after: set[str] = set()
         for op, name, target, args, kwargs in self.nodes:
-            spec = self.specs.get(target, {}) if op == "call_module" else {}
-            if spec.get("type") == "Conv2d" or mentions((args, kwargs), after):
+            kind = self.specs[target].get("type") if op == "call_module" else None
+            if kind == "Conv2d" or mentions((args, kwargs), after):
                 after.add(name)
-                if (spec.get("type") in layers.ACTIVATIONS or (op == "call_function" and target in ACTIVATION_NAMES)
-                        or (op == "call_method" and target in ACTIVATION_METHODS)) and spec.get("type") != "Conv2d":
+                if kind in layers.ACTIVATIONS or (op == "call_function" and target in ACTIVATION_NAMES) or (
+                        op == "call_method" and target in ACTIVATION_METHODS):
                     return True
         return False
+
+
+def well_formed(node) -> bool:
+    """(op, name, target, args, kwargs) as :func:`describe` sends it."""
+    return (isinstance(node, (tuple, list)) and len(node) == 5 and all(isinstance(part, str) for part in node[:3])
+            and isinstance(node[3], (tuple, list)) and isinstance(node[4], dict))
 
 
 def value_of(argument, values: dict):
@@ -259,5 +277,8 @@ def rebuild(description: dict) -> tuple[Rebuilt, int]:
     except Exception as error:  # noqa: BLE001 - shapes that do not fit, and the like
         raise NotRebuildable(f"running its layers on a (1, 1, 28, 28) batch raised {type(error).__name__}: "
                              f"{error}") from None
+    if net.largest > MAX_VALUES:
+        raise NotRebuildable(f"one of its intermediate results holds {net.largest:,} values per image; the grader "
+                             f"evaluates nets up to {MAX_VALUES:,}")
     net.load()
     return net.eval(), cost

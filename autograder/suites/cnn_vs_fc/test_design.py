@@ -75,9 +75,8 @@ def test_design_multiply_adds(submission, budget):
 def test_design_activation(submission):
     """DesignNet: applies an activation function (ReLU, ...) to what its convolutions compute"""
     net, _ = rebuilt(submission)
-    convolutions = [s for s in net.specs.values() if s.get("type") == "Conv2d"]
-    assert convolutions, f"{CALL} has no nn.Conv2d layer: a ConvNet convolves (the spec asks for one at least)"
+    assert net.convolutions(), f"{CALL} has no nn.Conv2d layer: a ConvNet convolves (the spec asks for one at least)"
     assert net.has_activation_after_convolution(), (
         f"{CALL}: no activation function (nn.ReLU, F.relu, torch.tanh, ...) is applied to the output of its "
-        f"{len(convolutions)} convolution(s), so every convolution and linear layer in it composes into one linear "
-        "map (chapter 6); put a ReLU after a convolution")
+        f"{net.convolutions()} convolution(s), so its convolutions and linear layers compose into one linear map, "
+        "only the pooling is not linear (chapter 6); put a ReLU after a convolution")
