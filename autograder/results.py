@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -17,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESULTS, FEEDBACK, FEEDBACK_HTML = "results.json", "feedback.txt", "feedback.html"
-CSV_FIELDS = ["student", "assignment", "score", "max_score", "tests_passed", "tests_failed", "execution_time"]
+CSV_FIELDS = ["student", "assignment", "score", "max_score", "status", "tests_passed", "tests_failed",
+              "execution_time"]
+GRADED = "graded"  # the status of a notebook the suite ran on; any other says why it could not be graded
 
 
 @dataclass
@@ -37,9 +40,15 @@ class SubmissionResult:
     assignment: str
     tests: list[TestResult] = field(default_factory=list)
     execution_time: float = 0.0
-    output: str = ""               # notes for the student: cell errors, crashes, the notebook's output
+    output: str = ""               # notes for the student: warnings, crashes, the notebook's output
     notebook_sha256: str = ""
     suite_sha256: str = ""         # the hidden suite that graded it: a changed suite means a regrade
+    status: str = GRADED           # or why not: "unreadable", "several notebooks", "no notebook", "grader error"
+    notebook: str = ""             # the name of the file graded
+    causes: list[str] = field(default_factory=list)  # what kept the notebook from running as written (first)
+    device: str = ""               # the device and limits it was graded under: a change of either may regrade
+    limits: dict = field(default_factory=dict)
+    limits_hit: list[str] = field(default_factory=list)  # the fields of `limits` that stopped something
 
     @property
     def graded(self) -> list[TestResult]:
@@ -54,17 +63,18 @@ class SubmissionResult:
         return round(sum(t.max_score for t in self.graded), 6)
 
     def to_gradescope_dict(self) -> dict:
-        """Gradescope's results.json; skipped tests (no GPU here) are listed in the output only."""
-        skipped = [t.name for t in self.tests if t.status == "skipped"]
-        output = self.output + ("\nSkipped on this machine: " + "; ".join(skipped) if skipped else "")
+        """Gradescope's results.json: its ``output`` (shown above the tests) says what the feedback says
+        outside the tests; skipped tests (no GPU here) are listed there and in ``extra_data`` only."""
         return {
             "score": self.score,
             "execution_time": round(self.execution_time, 3),
-            "output": output.strip(),
+            "output": "\n".join(self.causes_text() + self.closing_text()).strip(),
             "tests": [asdict(t) for t in self.graded],
-            "extra_data": {"student": self.student, "assignment": self.assignment,
-                           "max_score": self.max_score, "notebook_sha256": self.notebook_sha256,
-                           "suite_sha256": self.suite_sha256,
+            "extra_data": {"student": self.student, "assignment": self.assignment, "status": self.status,
+                           "notebook": self.notebook, "max_score": self.max_score,
+                           "notebook_sha256": self.notebook_sha256, "suite_sha256": self.suite_sha256,
+                           "device": self.device, "limits": self.limits, "limits_hit": self.limits_hit,
+                           "causes": self.causes, "notes": self.output,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -73,35 +83,58 @@ class SubmissionResult:
         extra = data.get("extra_data", {})
         tests = [TestResult(**t) for t in data["tests"]] + [TestResult(**t) for t in extra.get("skipped", [])]
         return cls(student=extra["student"], assignment=extra["assignment"], tests=tests,
-                   execution_time=data.get("execution_time", 0.0), output=data.get("output", ""),
-                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""))
+                   execution_time=data.get("execution_time", 0.0), output=extra.get("notes", data.get("output", "")),
+                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""),
+                   status=extra.get("status", GRADED), notebook=extra.get("notebook", ""),
+                   causes=extra.get("causes", []), device=extra.get("device", ""), limits=extra.get("limits", {}),
+                   limits_hit=extra.get("limits_hit", []))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,
-                "max_score": self.max_score, "tests_passed": sum(t.status == "passed" for t in self.tests),
+                "max_score": self.max_score, "status": self.status,
+                "tests_passed": sum(t.status == "passed" for t in self.tests),
                 "tests_failed": sum(t.status == "failed" for t in self.tests),
                 "execution_time": round(self.execution_time, 2)}
 
     def feedback_text(self) -> str:
-        """What the student reads: the score, then each test with what went wrong."""
-        lines = [f"{self.assignment} — {self.student}", f"Score: {self.score:g} / {self.max_score:g}", ""]
-        for test in self.tests:
-            mark = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[test.status]
+        """What the student reads: the file and the score, what kept the notebook from running as written,
+        then each test in the notebook's order with what went wrong, then what was not run here."""
+        lines = [f"{self.assignment} — {self.student}"]
+        lines += [f"Graded file: {self.notebook}"] if self.notebook else []
+        lines += [f"Score: {self.score:g} / {self.max_score:g}", ""] + self.causes_text()
+        for test in self.graded:
+            mark = {"passed": "PASS", "failed": "FAIL"}[test.status]
             lines.append(f"[{mark}] {test.name} ({test.score:g}/{test.max_score:g})")
-            lines.extend("    " + line for line in test.output.splitlines())  # a passed test's: what it measured
-        if self.output:
-            lines += ["", "Notes:", self.output]
-        return "\n".join(lines) + "\n"
+            if test.output not in self.causes:  # a cause is said once, above; a passed test's: what it measured
+                lines.extend("    " + line for line in test.output.splitlines())
+        return "\n".join(lines + [""] + self.closing_text()).rstrip() + "\n"
+
+    def causes_text(self) -> list[str]:
+        if not self.causes:
+            return []
+        heading = (f"Not graded ({self.status}):" if self.status != GRADED else
+                   "Your notebook did not run as written (the failed tests below follow from this):")
+        return [heading, *("    " + line for cause in self.causes for line in cause.splitlines()), ""]
+
+    def closing_text(self) -> list[str]:
+        """One line per reason tests were not run here (they do not count), then the notes."""
+        lines = []
+        for reason in dict.fromkeys(t.output for t in self.tests if t.status == "skipped"):
+            names = [t.name for t in self.tests if t.status == "skipped" and t.output == reason]
+            lines.append(f"Skipped on this machine, not counted ({reason}): {'; '.join(names)}")
+        return lines + (["", "Notes:", self.output] if self.output else [])
 
     def feedback_html(self, book_url: str | None = None) -> str:
-        """What the student reads, as a page: the score, then each test with what it called, what was expected,
-        what came back, and a link to the section of the book (published at ``book_url``) that teaches it.
+        """What :meth:`feedback_text` says, as a page: each failed test with what it called, what was expected
+        and what came back, and a link to the section of the book (published at ``book_url``) that teaches it.
         It holds the tests' names and messages only, never a hidden test's source."""
         book_url = published_book() if book_url is None else book_url
         rows, sections = [], []
-        for number, test in enumerate(self.tests, 1):
+        for number, test in enumerate(self.graded, 1):
             name = html.escape(test.name)
-            if test.status == "failed":
+            if test.status == "failed" and test.output in self.causes:
+                detail = '<a href="#causes">the cause above</a>'
+            elif test.status == "failed":
                 detail = f'<a href="#test-{number}">what went wrong</a>'
                 sections.append(f'<section aria-labelledby="test-{number}">\n<h3 id="test-{number}">{name}</h3>\n'
                                 f'{explained(test.output)}{book_link(test, book_url)}</section>')
@@ -109,17 +142,22 @@ class SubmissionResult:
                 detail = html.escape(test.output)
             rows.append(f'<tr><th scope="row">{name}</th><td class="{test.status}">{test.status}</td>'
                         f'<td>{test.score:g} / {test.max_score:g}</td><td>{detail}</td></tr>')
-        passed = sum(t.status == "passed" for t in self.tests)
         title = html.escape(f"{self.assignment}: feedback for {self.student}")
-        body = [f"<h1>{title}</h1>",
-                f"<p>Score: <strong>{self.score:g} / {self.max_score:g}</strong> ({passed} of {len(self.tests)} "
-                "tests passed)</p>", "<h2>Tests</h2>",
-                '<table>\n<thead><tr><th scope="col">Test</th><th scope="col">Result</th><th scope="col">Points</th>'
-                '<th scope="col">Details</th></tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody>\n</table>"]
+        body = [f"<h1>{title}</h1>"] + ([f"<p>Graded file: {html.escape(self.notebook)}</p>"] if self.notebook else [])
+        body.append(f"<p>Score: <strong>{self.score:g} / {self.max_score:g}</strong> "
+                    f"({sum(t.status == 'passed' for t in self.graded)} of {len(self.graded)} tests passed)</p>")
+        if self.causes:
+            heading, *causes = self.causes_text()
+            body += [f'<h2 id="causes">{html.escape(heading.rstrip(":"))}</h2>',
+                     f"<pre>{html.escape(chr(10).join(causes).rstrip())}</pre>"]
+        body += ["<h2>Tests</h2>", '<table>\n<thead><tr><th scope="col">Test</th><th scope="col">Result</th>'
+                 '<th scope="col">Points</th><th scope="col">Details</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
+                 + "\n</tbody>\n</table>"]
         if sections:
             body += ["<h2>What went wrong</h2>", *sections]
-        if self.output:
-            body += ["<h2>Notes</h2>", f"<pre>{html.escape(self.output)}</pre>"]
+        if self.closing_text():
+            body += ["<h2>Not counted here, and notes</h2>",
+                     f"<pre>{html.escape(chr(10).join(self.closing_text()).strip())}</pre>"]
         return page(title, "\n".join(body))
 
     def write(self, out: Path) -> None:
@@ -138,6 +176,12 @@ class SubmissionResult:
 
 class LayoutError(RuntimeError):
     """An output folder whose results cannot be read without losing one."""
+
+
+def in_notebook_order(tests: list[TestResult], defined: dict[str, int]) -> list[TestResult]:
+    """``tests`` in the order the notebook defines what they test (the name before a test's colon, such as
+    ``corr2d: padding 1``), each function's tests in the suite's order; tests of names it lacks come last."""
+    return sorted(tests, key=lambda test: defined.get(test.name.split(":")[0].split(".")[0].strip(), math.inf))
 
 
 def result_folder(out: Path, student: str, assignment: str) -> Path:

@@ -6,8 +6,11 @@ still-clean state, and only then imports the hidden suite and runs it under pyte
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -15,16 +18,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _pytest.config
 import pytest
 
+from autograder import SUITES, notebook
 from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
-from autograder.results import RESULTS, SubmissionResult, result_folder
-from autograder.sandbox import Limits, Sandbox
-from autograder.sandbox.confine import readable_paths
+from autograder.results import GRADED as GRADED_STATUS
+from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
+from autograder.sandbox import Limits, Sandbox, reachable
+from autograder.sandbox.confine import readable_paths, sandbox_uid
+from autograder.submissions import Refusal
 
-SUITES = Path(__file__).resolve().parent / "suites"
-GRADED, SKIPPED, FAILED = 0, 3, 4  # exit codes of a grading fork
+# Exit codes of a grading fork: graded, unchanged since its result, a result saying why it could not be
+# graded (the notebook or the layout's fault), the grader failed (its message is the reason).
+GRADED, SKIPPED, NOT_GRADED, FAILED = 0, 3, 5, 4
+CELL_ERROR = re.compile(r"^cell (\d+): ")  # how the sandbox reports a code cell that raised
 
 
 class GraderError(RuntimeError):
@@ -42,6 +51,21 @@ class Job:
     limits: Limits = Limits()
     force: bool = False
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
+    refusal: Refusal | None = None  # why the layout gives no notebook to grade (a result says so)
+
+    @property
+    def graded_file(self) -> str:
+        return "" if self.refusal else self.notebook.name
+
+
+def prepare() -> None:
+    """Do once, before the workers fork, what grading every submission would otherwise repeat: build
+    nbformat's validator and import what running a suite imports (pytest's own plugins, the modules they
+    import when a session starts, the suites' helpers). Nothing of a hidden suite is read here."""
+    notebook.prepare()
+    for module in [*(f"_pytest.{plugin}" for plugin in _pytest.config.default_plugins), "pdb", "readline",
+                   "autograder.expect"]:
+        importlib.import_module(module)
 
 
 def check_hidden(suite: Path) -> None:
@@ -49,6 +73,13 @@ def check_hidden(suite: Path) -> None:
     for allowed in readable_paths():
         if suite.resolve().is_relative_to(Path(allowed).resolve()):
             raise GraderError(f"the hidden suite {suite} lies inside {allowed}, which submissions may read")
+
+
+def check_reachable() -> None:
+    """Refuse to grade when a sandbox's user could not read Python or its packages (:mod:`.sandbox.reachable`)."""
+    uid = sandbox_uid()
+    if uid is not None and (problem := reachable.check(readable_paths(), uid)):
+        raise GraderError(problem)
 
 
 def suite_sha256(suites: Path, assignment: str) -> str:
@@ -78,12 +109,29 @@ def grade(job: Job, submission: Submission) -> SubmissionResult:
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
         raise GraderError(f"the hidden suite {suite} did not run (pytest exit code {int(code)}):\n"
                           f"{collection_report(args)[-3000:]}")
-    notes = [submission.error] if submission.error else sandbox.notes
+    causes, notes = causes_and_notes(submission, sandbox)
     output = "\n".join(notes)
     if sandbox.output.strip():
         output += "\n\nYour notebook printed:\n" + sandbox.output
-    return SubmissionResult(job.student, job.assignment, plugin.results, time.monotonic() - started,
-                            output.strip(), submission.sha256, job.suite_sha256)
+    return SubmissionResult(job.student, job.assignment, in_notebook_order(plugin.results, submission.defined),
+                            time.monotonic() - started, output.strip(), submission.sha256, job.suite_sha256,
+                            submission.status, job.graded_file, causes, job.device,
+                            dataclasses.asdict(job.limits), sorted(sandbox.limits_hit))
+
+
+def causes_and_notes(submission: Submission, sandbox: Sandbox) -> tuple[list[str], list[str]]:
+    """What kept the notebook from running as written (an unreadable file, the sandbox stopped, the code
+    cells that raised, each named as Jupyter shows it), and the other notes (warnings, crashes)."""
+    if submission.error:
+        return [submission.error], []
+    causes, notes = [sandbox.broken] if sandbox.broken else [], []
+    for note in sandbox.notes:
+        cell = CELL_ERROR.match(note)
+        if cell and int(cell[1]) in submission.labels:
+            causes.append(f"{submission.labels[int(cell[1])]} raised:\n{note[cell.end():]}")
+        elif note not in causes:
+            notes.append(note)
+    return causes, notes
 
 
 def collection_report(args: list[str]) -> str:
@@ -103,28 +151,45 @@ def collection_report(args: list[str]) -> str:
 
 
 def already_graded(job: Job, submission: Submission) -> bool:
-    """A result exists for this very notebook graded by this very suite (same SHA-256s), and no --force."""
+    """No --force, and grading again could not change the result there is: it graded this very notebook
+    with this very suite (same SHA-256s) on this device, no limit is lower now, and those it hit are the same."""
     path = result_folder(job.out, job.student, job.assignment) / RESULTS
-    if job.force or not path.exists():
+    if job.force or not path.exists() or submission.error:
         return False
     previous = SubmissionResult.read(path)
-    return (previous.notebook_sha256, previous.suite_sha256) == (submission.sha256, job.suite_sha256)
+    same_limits = all(name in previous.limits and (value == previous.limits[name] if name in previous.limits_hit
+                                                   else value >= previous.limits[name])
+                      for name, value in dataclasses.asdict(job.limits).items())
+    return (previous.status == GRADED_STATUS and previous.device == job.device and same_limits
+            and (previous.notebook_sha256, previous.suite_sha256) == (submission.sha256, job.suite_sha256))
+
+
+def submission_of(job: Job) -> Submission:
+    if job.refusal:
+        return Submission(job.student, job.assignment, job.notebook, error=job.refusal.reason,
+                          status=job.refusal.status)
+    return read_submission(job.notebook, job.student, job.assignment)
 
 
 def grade_in_fork(job: Job) -> tuple[str, int, str]:
-    """Grade ``job`` in a forked process; returns (student, exit code, error message)."""
+    """Grade ``job`` in a forked process; returns (student, exit code, message): the limits hit when graded,
+    ``status: reason`` when not graded, the error when the grader failed."""
     read_error, write_error = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_error)
         code = FAILED
         try:
-            submission = read_submission(job.notebook, job.student, job.assignment)
+            submission = submission_of(job)
             if already_graded(job, submission):
                 code = SKIPPED
             else:
-                grade(job, submission).write(job.out)
-                code = GRADED
+                result = grade(job, submission)
+                result.write(job.out)
+                graded = result.status == GRADED_STATUS
+                message = ", ".join(result.limits_hit) if graded else f"{result.status}: {result.causes[0]}"
+                os.write(write_error, message.encode()[:8000])
+                code = GRADED if graded else NOT_GRADED
         except BaseException as error:  # noqa: BLE001 - reported to the parent, never lost
             os.write(write_error, f"{type(error).__name__}: {error}".encode()[:8000])
         finally:
@@ -141,11 +206,14 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
     with os.fdopen(read_error, "rb") as pipe:
         message = pipe.read().decode("utf-8", "replace")
     code = os.waitstatus_to_exitcode(status[1])
-    return (job.student, code, message) if code in (GRADED, SKIPPED) else failed(job, message or f"status {code}")
+    if code in (GRADED, SKIPPED, NOT_GRADED):
+        return job.student, code, message
+    return failed(job, message or f"status {code}")
 
 
 def failed(job: Job, message: str) -> tuple[str, int, str]:
     """Record a submission the grader could not grade, so it is never silently missing."""
-    SubmissionResult(job.student, job.assignment, output=f"This submission could not be graded: {message}. "
-                     "Your instructor has been told.", suite_sha256=job.suite_sha256).write(job.out)
+    SubmissionResult(job.student, job.assignment, suite_sha256=job.suite_sha256, status="grader error",
+                     notebook=job.graded_file, device=job.device,
+                     causes=[f"the grader failed ({message}); your instructor has been told"]).write(job.out)
     return job.student, FAILED, message

@@ -59,6 +59,7 @@ class Sandbox:
         self.starts = 0
         self.notes: list[str] = []  # warnings, cell errors, crashes: shown in the feedback
         self.hung: dict[str, float] = {}  # functions that ran out of time -> the limit they ran past
+        self.limits_hit: set[str] = set()  # fields of `limits` that stopped something (they decide regrades)
         self._output = bytearray()
         self._dropped = 0
         self._lock = threading.Lock()
@@ -161,12 +162,15 @@ class Sandbox:
         """True (and ``broken`` set) once the submission's whole time budget is spent."""
         if time.monotonic() < self.deadline:
             return False
+        self.limits_hit.add("submission_seconds")
         self.broken = f"the submission used up its time limit ({self.limits.submission_seconds:g} s for all its tests)"
         return True
 
     def _timeout_message(self, what: str, timeout: float | None) -> str:
         if self._out_of_time():
             return self.broken
+        if timeout is None:  # a limit a test sets itself belongs to the suite
+            self.limits_hit.add("call_seconds")
         return f"{what} did not finish within {timeout or self.limits.call_seconds:g} s (time limit)"
 
     def _fork(self, clean: bool) -> tuple[int, socket.socket, int]:
@@ -217,8 +221,10 @@ class Sandbox:
             ready = channel.recv(parent, deadline)
         except channel.ChannelTimeout:
             self._stop()
-            self.broken = ("running the notebook's cells did not finish within "
-                           f"{self.limits.start_seconds:g} s (time limit); does a cell train or loop forever?")
+            if not self._out_of_time():  # else `broken` says the submission's own limit ran out
+                self.limits_hit.add("start_seconds")
+                self.broken = ("running the notebook's cells did not finish within "
+                               f"{self.limits.start_seconds:g} s (time limit); does a cell train or loop forever?")
             raise SubmissionError(self.broken) from None
         except (channel.ChannelClosed, channel.ChannelError, OSError, AttributeError, TypeError, ValueError):
             self.broken = f"running the notebook's cells failed: {self._stop()}"
@@ -256,10 +262,12 @@ class Sandbox:
 
     def _describe_end(self, status: int) -> str:
         if self._memory_exceeded:
+            self.limits_hit.add("memory_mb")
             return f"was stopped: it used more than {self.limits.memory_mb} MB of memory"
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU:
+            if sig == signal.SIGXCPU:  # its CPU time is what was left of the submission's time
+                self.limits_hit.add("submission_seconds")
                 return "was stopped: it used up its CPU time"
             if sig == signal.SIGKILL:
                 return "was killed (SIGKILL: the grader's time limit, the memory limit or the system)"
