@@ -69,14 +69,14 @@ bench: setup
 # `make gpu-check` installs them from there when they are missing, then runs the check.
 GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 GPU_PYTHON_VERSION ?= 3.12
-GPU_NEEDS = $$(grep -E '^(nbformat|nbclient|ipykernel|ipython|torchinfo|jupytext)==' requirements.txt)
+GPU_NEEDS = $$(grep -E '^(nbformat|nbclient|ipykernel|ipython|torchinfo|jupytext|nvidia-ml-py)==' requirements.txt)
 
 gpu-wheels:
 	python3 -m pip download -q --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) --implementation cp \
 	  $(foreach p,manylinux_2_28 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64) -d .whl $(GPU_NEEDS)
 
 gpu-check:
-	@$(GPU_PYTHON) -c 'import nbclient, jupytext, torchinfo, IPython' 2>/dev/null || [ ! -d .whl ] || \
+	@$(GPU_PYTHON) -c 'import nbclient, jupytext, torchinfo, IPython, pynvml' 2>/dev/null || [ ! -d .whl ] || \
 	  $(GPU_PYTHON) -m pip install -q --no-index --find-links .whl $(GPU_NEEDS)
 	$(GPU_PYTHON) tools/gpu_check.py $(GPU_CHECK_ARGS)
 

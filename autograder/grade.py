@@ -10,10 +10,11 @@ import gc
 import multiprocessing
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import SUITES, arguments
+from autograder import SUITES, arguments, gpu_watch
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.submissions import Found, NothingToGrade, find_submissions, layouts, shard
@@ -85,15 +86,39 @@ class Run:
         return "\n".join(lines)
 
 
-def cuda_present() -> bool:
-    import torch
+def start_gpu_watch(device: str) -> gpu_watch.WatcherProcess | None:
+    """The GPU memory watcher, started now in a process of its own, where a GPU may be used.
 
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # answers without initialising CUDA (fork-safe)
-    return torch.cuda.is_available()
+    Nothing in this process may start CUDA or NVML, not even to ask whether there is a GPU
+    (``torch.cuda.is_available()`` starts NVML): the sandboxes are forked from it. The watcher answers.
+    """
+    if device == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES") == "" or not gpu_watch.nvidia_driver_loaded():
+        return None
+    return gpu_watch.WatcherProcess(Path(tempfile.mkdtemp(prefix="gpu-watch-")))
 
 
-def resolve_device(device: str) -> str:
-    return ("cuda" if cuda_present() else "cpu") if device == "auto" else device
+def resolve_device(device: str, watcher: gpu_watch.WatcherProcess | None) -> tuple[str, str]:
+    """(the device to grade on, why not CUDA when it is not); stops the watcher when it is not."""
+    if device == "cpu":
+        return "cpu", ""
+    if watcher is None:
+        return "cpu", "no NVIDIA driver is loaded"
+    import torch  # for its CUDA version only: nothing here starts CUDA
+
+    why = ""
+    try:
+        gpus, driver_cuda = watcher.ready()
+    except RuntimeError as error:
+        return "cpu", str(error)
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is built without CUDA"
+    elif not gpus:
+        why = "NVML finds no GPU"
+    elif int(driver_cuda.split(".")[0]) < int(torch.version.cuda.split(".")[0]):
+        why = f"the NVIDIA driver supports CUDA {driver_cuda}, this torch needs CUDA {torch.version.cuda}"
+    if why:
+        watcher.stop()
+    return ("cpu", why) if why else ("cuda", "")
 
 
 def fitted_limits(limits: Limits, workers: int) -> Limits:
@@ -123,9 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{p.prog}: {error}", file=sys.stderr)
         return USAGE
     students = shard(found.students, *args.shard) if args.shard else found.students
-    device = resolve_device(args.device) if students else args.device
-    if device == "cuda" and not cuda_present():
-        p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
+    watcher = start_gpu_watch(args.device) if students else None  # it ends, and cleans up, when this process does
+    device, why_not_cuda = resolve_device(args.device, watcher) if students else (args.device, "")
+    if args.device == "cuda" and device != "cuda":
+        p.error(f"--device cuda: no CUDA device is available here ({why_not_cuda}); use --device auto or cpu")
+    if watcher and device != "cuda":
+        print(f"grading on the CPU: {why_not_cuda}", file=sys.stderr)
     for folder in [args.out, *([args.nbgrader_db.parent] if args.nbgrader_db else [])]:
         arguments.make_folder(p, folder)
     try:
@@ -135,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(error))
     for ignored in found.ignored:
         print(f"warning: {ignored} is not in a <student>/{args.assignment}/ folder: not graded", file=sys.stderr)
-    run = grade_all(p, args, found, students, device) if students else Run()
+    run = grade_all(p, args, found, students, device, watcher) if students else Run()
     if not args.shard or args.shard[0] == 1:  # names no result can be filed under: listed once per class
         run.not_graded.update(found.unusable)
     results = read_all(args.out)  # every assignment graded into this folder
@@ -152,13 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
 
 
-def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str) -> Run:
-    """Grade ``students`` in a pool of forked workers (torch is imported once, before the fork)."""
+def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,
+              watcher: gpu_watch.WatcherProcess | None) -> Run:
+    """Grade ``students`` in a pool of forked workers (torch is imported once, before the fork); on CUDA,
+    ``watcher`` keeps each sandbox within its share of the GPU."""
     import torch
     from tqdm import tqdm
 
     from autograder import runner
     from autograder.sandbox.child import preload
+    from autograder.sandbox.limits import fit_to_gpu
 
     try:
         runner.check_hidden(args.suites)
@@ -170,9 +201,12 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     runner.prepare()
     gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+    if device == "cuda":
+        limits = fit_to_gpu(limits, workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
     jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,
-                       args.suites, device, limits, args.force, suite, found.refused.get(s)) for s in students]
+                       args.suites, device, limits, args.force, suite, found.refused.get(s),
+                       str(watcher.state) if device == "cuda" else "") for s in students]
     torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
     run = Run()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -188,6 +222,8 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
             else:
                 why = message if code == runner.NOT_GRADED else f"grader error: {message}"
                 run.not_graded[student] = why.splitlines()[0][:300] if why.strip() else "grader error"
+    if device == "cuda":
+        print(watcher.summary(), file=sys.stderr)
     return run
 
 

@@ -49,6 +49,7 @@ class SubmissionResult:
     device: str = ""               # the device and limits it was graded under: a change of either may regrade
     limits: dict = field(default_factory=dict)
     limits_hit: list[str] = field(default_factory=list)  # the fields of `limits` that stopped something
+    reruns: list[dict] = field(default_factory=list)  # tests run again ({"test", "reason"}): another took the GPU
 
     @property
     def graded(self) -> list[TestResult]:
@@ -74,7 +75,7 @@ class SubmissionResult:
                            "notebook": self.notebook, "max_score": self.max_score,
                            "notebook_sha256": self.notebook_sha256, "suite_sha256": self.suite_sha256,
                            "device": self.device, "limits": self.limits, "limits_hit": self.limits_hit,
-                           "causes": self.causes, "notes": self.output,
+                           "causes": self.causes, "notes": self.output, "reruns": self.reruns,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -87,7 +88,7 @@ class SubmissionResult:
                    notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""),
                    status=extra.get("status", GRADED), notebook=extra.get("notebook", ""),
                    causes=extra.get("causes", []), device=extra.get("device", ""), limits=extra.get("limits", {}),
-                   limits_hit=extra.get("limits_hit", []))
+                   limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,

@@ -52,6 +52,7 @@ class Job:
     force: bool = False
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
     refusal: Refusal | None = None  # why the layout gives no notebook to grade (a result says so)
+    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.gpu_watch`)
 
     @property
     def graded_file(self) -> str:
@@ -94,38 +95,51 @@ def suite_sha256(suites: Path, assignment: str) -> str:
 
 
 def grade(job: Job, submission: Submission) -> SubmissionResult:
+    """Run the hidden suite against ``submission``. On CUDA, the tests that need the GPU get a CUDA sandbox of
+    their own, started in the background while the others run in a CPU sandbox: CUDA costs only what it is used for."""
     started = time.monotonic()
-    sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, load_error=submission.error)
+    sandbox = Sandbox(submission.cells, limits=job.limits, load_error=submission.error)
+    gpu = None
+    if job.device == "cuda":
+        gpu = Sandbox(submission.cells, device="cuda", limits=job.limits, load_error=submission.error,
+                      watch=Path(job.gpu_watch) if job.gpu_watch else None, hung=sandbox.hung)
     if not submission.error:
         sandbox.start()
-    plugin = GradingPlugin(sandbox, job.device)
+        if gpu:
+            gpu.start(wait=False)
+    plugin = GradingPlugin(sandbox, job.device, gpu)
     suite = job.suites / job.assignment
     args = [str(suite), "-c", str(job.suites / "pytest.ini"), "--rootdir", str(job.suites)]
     # No terminal reporter and no gc.collect() rounds at exit: with torch loaded they cost more than the
     # tests themselves (outcomes reach the plugin all the same).
     code = pytest.main([*args, "-p", "no:terminal", "-p", "no:unraisableexception", "-p", "no:threadexception"],
                        plugins=[plugin])
-    sandbox.close()
+    boxes = [sandbox, gpu] if gpu else [sandbox]
+    for box in boxes:
+        box.close()
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
         raise GraderError(f"the hidden suite {suite} did not run (pytest exit code {int(code)}):\n"
                           f"{collection_report(args)[-3000:]}")
-    causes, notes = causes_and_notes(submission, sandbox)
+    causes, notes = causes_and_notes(submission, boxes)
     output = "\n".join(notes)
     if sandbox.output.strip():
         output += "\n\nYour notebook printed:\n" + sandbox.output
+    if gpu and gpu.output.strip() and gpu.output != sandbox.output:
+        output += "\n\nIn the tests on the GPU, it printed:\n" + gpu.output
     return SubmissionResult(job.student, job.assignment, in_notebook_order(plugin.results, submission.defined),
                             time.monotonic() - started, output.strip(), submission.sha256, job.suite_sha256,
                             submission.status, job.graded_file, causes, job.device,
-                            dataclasses.asdict(job.limits), sorted(sandbox.limits_hit))
+                            dataclasses.asdict(job.limits), sorted(set().union(*(box.limits_hit for box in boxes))),
+                            plugin.reruns)
 
 
-def causes_and_notes(submission: Submission, sandbox: Sandbox) -> tuple[list[str], list[str]]:
-    """What kept the notebook from running as written (an unreadable file, the sandbox stopped, the code
+def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list[str], list[str]]:
+    """What kept the notebook from running as written (an unreadable file, a sandbox stopped, the code
     cells that raised, each named as Jupyter shows it), and the other notes (warnings, crashes)."""
     if submission.error:
         return [submission.error], []
-    causes, notes = [sandbox.broken] if sandbox.broken else [], []
-    for note in sandbox.notes:
+    causes, notes = list(dict.fromkeys(box.broken for box in boxes if box.broken)), []
+    for note in dict.fromkeys(note for box in boxes for note in box.notes):
         cell = CELL_ERROR.match(note)
         if cell and int(cell[1]) in submission.labels:
             causes.append(f"{submission.labels[int(cell[1])]} raised:\n{note[cell.end():]}")
