@@ -372,6 +372,24 @@ def test_grader_runs_only_quick_cells(runs, assignment):
         assert any("plt." in source for source in tagged_sources)
 
 
+def test_design_spec_lists_what_the_grader_rebuilds():
+    """DesignNet's spec names every layer, function and tensor method the hidden suite rebuilds, and no other."""
+    sys.path.insert(0, str(ROOT / "autograder" / "suites" / "cnn_vs_fc"))
+    try:
+        import design
+        import layers
+    finally:
+        sys.path.pop(0)
+    text = "\n".join(cell.source for cell in read(solution_path("cnn_vs_fc")).cells if cell.cell_type == "markdown")
+    spec = text[text.index("## 5. A ConvNet of your own"):text.index("## 6.")]
+    named = set(re.findall(r"`((?:nn|F|torch)\.\w+|\.\w+)`", spec))
+    functional = ("torch.nn.functional.", "torch._C._nn.")  # F.avg_pool2d and F.gelu are torch._C._nn's
+    functions = {("F." if name.startswith(functional) else "torch.") + name.rsplit(".", 1)[1]
+                 for name in design.FUNCTIONS if name.startswith("torch")}
+    expected = {f"nn.{name}" for name in layers.BUILDABLE} | functions | {f".{name}" for name in design.METHODS}
+    assert named - {"torch.fx", "torch.optim"} == expected | {"nn.Sequential", "nn.ModuleList"}
+
+
 def test_cnn_vs_fc_reads_the_sample_shipped_beside_it():
     """The data cell reads mnist_sample/ relative to the notebook, which nbgrader releases with it, and the
     solution's copy is byte for byte the book's (coursekit/mnist_sample), so git stores it once."""
