@@ -134,7 +134,7 @@ def test_grading_imports_only_packaged_packages():
     --nbgrader-db, and package.py, which builds the zip): a new import in the grader must be added to
     package.GRADING (and pinned in requirements.txt)."""
     distributions = importlib.metadata.packages_distributions()
-    local = {"autograder", "coursekit", "reference"}
+    local = {"autograder", "coursekit"} | {p.stem for p in (ROOT / "autograder" / "suites").rglob("*.py")}
     imported = {}
     for path in [*(ROOT / "autograder").rglob("*.py"), *(ROOT / "coursekit").rglob("*.py")]:
         if path.name in ("gradebook.py", "package.py"):
