@@ -2,7 +2,9 @@
 
 Weights come from ``@pytest.mark.points(n)`` (default 1), names from each test's docstring
 (formatted with its parameters), CUDA-only tests carry ``@pytest.mark.cuda``. Tests get the
-submission's sandbox through the ``submission`` fixture and the grading device through ``device``.
+submission's sandbox through the ``submission`` fixture and the grading device through ``device``; a passed
+test tells the student what it measured with pytest's ``record_property("feedback", text)``, and
+``@pytest.mark.book(page, section)`` (on a test or a whole module) names the book's section that teaches it.
 
 Graded on CUDA, only the tests marked ``cuda`` use the submission's CUDA sandbox (``gpu``), and they
 run last, so that it can start while the other tests run in the CPU sandbox. A test that failed
@@ -10,6 +12,8 @@ with CUDA out-of-memory while another sandbox held more than its share of the GP
 that sandbox is stopped (:attr:`GradingPlugin.reruns` says which and why).
 """
 from __future__ import annotations
+
+import re
 
 import pytest
 from _pytest.runner import runtestprotocol  # what pytest's own protocol runs; public API has no re-run
@@ -21,7 +25,7 @@ from autograder.sandbox import Sandbox
 class GradingPlugin:
     def __init__(self, sandbox: Sandbox, device: str, gpu: Sandbox | None = None) -> None:
         self._sandbox, self._device, self._gpu = sandbox, device, gpu
-        self.meta: dict[str, tuple[str, float, str]] = {}
+        self.meta: dict[str, tuple[str, float, str, dict]] = {}
         self.order: dict[str, int] = {}  # nodeid -> its place in the suite
         self.reruns: list[dict[str, str]] = []
         self._results: list[tuple[int, TestResult]] = []
@@ -35,6 +39,7 @@ class GradingPlugin:
         config.addinivalue_line("markers", "points(n): the test's weight in the score (default 1)")
         config.addinivalue_line("markers", "cuda: needs a CUDA device; skipped on a CPU-only grader")
         config.addinivalue_line("markers", "visibility(v): Gradescope visibility (default 'visible')")
+        config.addinivalue_line("markers", "book(page, section): the book's section that teaches it, for feedback")
 
     @pytest.fixture
     def submission(self, request) -> Sandbox:
@@ -50,8 +55,8 @@ class GradingPlugin:
     def pytest_collection_modifyitems(self, items) -> None:
         for index, item in enumerate(items):
             self.order[item.nodeid] = index
-            self.meta[item.nodeid] = (test_name(item), marker_arg(item, "points", 1), marker_arg(item, "visibility",
-                                                                                                "visible"))
+            self.meta[item.nodeid] = (test_name(item), marker_arg(item, "points", 1),
+                                      marker_arg(item, "visibility", "visible"), book_section(item))
             if item.get_closest_marker("cuda") and self._device != "cuda":
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; this grader has none"))
         if self._gpu is not None:
@@ -81,15 +86,17 @@ class GradingPlugin:
     def pytest_runtest_logreport(self, report) -> None:
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
-        name, points, visibility = self.meta[report.nodeid]
+        name, points, visibility, book = self.meta[report.nodeid]
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else "skipped"
             result = TestResult(name, 0, points, "skipped", reason.removeprefix("Skipped: "), visibility)
         elif report.passed:
-            result = TestResult(name, points, points, "passed", "", visibility)
+            told = dict.fromkeys(str(text) for key, text in report.user_properties if key == "feedback")
+            result = TestResult(name, points, points, "passed", "\n".join(told), visibility)
         else:
             message = getattr(report, "grading_message", "the test failed")
             result = TestResult(name, 0, points, "failed", message, visibility)
+        result.extra_data = {"book": book} if book else {}
         self._results.append((self.order[report.nodeid], result))
 
 
@@ -102,6 +109,17 @@ def test_name(item) -> str:
 def marker_arg(item, name: str, default):
     marker = item.get_closest_marker(name)
     return marker.args[0] if marker else default
+
+
+def book_section(item) -> dict:
+    """``@pytest.mark.book("03_stride", "The output-shape formula")`` as the page's path in the built book, the
+    section (its anchor made as Sphinx makes it) and the chapter's number; {} without the marker."""
+    marker = item.get_closest_marker("book")
+    if not marker:
+        return {}
+    page, section = marker.args
+    anchor = re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
+    return {"path": f"book/{page}.html#{anchor}", "section": section, "chapter": int(page.split("_")[0])}
 
 
 def failure_message(error: BaseException) -> str:

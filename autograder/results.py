@@ -1,21 +1,23 @@
 """One results type for a graded submission, with every output format as a method.
 
 Results live in nbgrader's layout, one folder per student and assignment:
-``OUT/<student>/<assignment>/results.json`` (Gradescope's schema) and ``feedback.txt``, with one
-``OUT/grades.csv`` for every result in ``OUT``.
+``OUT/<student>/<assignment>/results.json`` (Gradescope's schema), ``feedback.txt`` and ``feedback.html``,
+with one ``OUT/grades.csv`` for every result in ``OUT``.
 """
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RESULTS, FEEDBACK = "results.json", "feedback.txt"
+RESULTS, FEEDBACK, FEEDBACK_HTML = "results.json", "feedback.txt", "feedback.html"
 CSV_FIELDS = ["student", "assignment", "score", "max_score", "status", "tests_passed", "tests_failed",
               "execution_time"]
 GRADED = "graded"  # the status of a notebook the suite ran on; any other says why it could not be graded
@@ -29,6 +31,7 @@ class TestResult:
     status: str                    # "passed", "failed" or "skipped"
     output: str = ""
     visibility: str = "visible"
+    extra_data: dict = field(default_factory=dict)  # "book": the book's section that teaches it (its suite says)
 
 
 @dataclass
@@ -103,7 +106,7 @@ class SubmissionResult:
         for test in self.graded:
             mark = {"passed": "PASS", "failed": "FAIL"}[test.status]
             lines.append(f"[{mark}] {test.name} ({test.score:g}/{test.max_score:g})")
-            if test.status == "failed" and test.output not in self.causes:  # a cause is said once, above
+            if test.output not in self.causes:  # a cause is said once, above; a passed test's: what it measured
                 lines.extend("    " + line for line in test.output.splitlines())
         return "\n".join(lines + [""] + self.closing_text()).rstrip() + "\n"
 
@@ -122,12 +125,50 @@ class SubmissionResult:
             lines.append(f"Skipped on this machine, not counted ({reason}): {'; '.join(names)}")
         return lines + (["", "Notes:", self.output] if self.output else [])
 
+    def feedback_html(self, book_url: str | None = None) -> str:
+        """What :meth:`feedback_text` says, as a page: each failed test with what it called, what was expected
+        and what came back, and a link to the section of the book (published at ``book_url``) that teaches it.
+        It holds the tests' names and messages only, never a hidden test's source."""
+        book_url = published_book() if book_url is None else book_url
+        rows, sections = [], []
+        for number, test in enumerate(self.graded, 1):
+            name = html.escape(test.name)
+            if test.status == "failed" and test.output in self.causes:
+                detail = '<a href="#causes">the cause above</a>'
+            elif test.status == "failed":
+                detail = f'<a href="#test-{number}">what went wrong</a>'
+                sections.append(f'<section aria-labelledby="test-{number}">\n<h3 id="test-{number}">{name}</h3>\n'
+                                f'{explained(test.output)}{book_link(test, book_url)}</section>')
+            else:
+                detail = html.escape(test.output)
+            rows.append(f'<tr><th scope="row">{name}</th><td class="{test.status}">{test.status}</td>'
+                        f'<td>{test.score:g} / {test.max_score:g}</td><td>{detail}</td></tr>')
+        title = html.escape(f"{self.assignment}: feedback for {self.student}")
+        body = [f"<h1>{title}</h1>"] + ([f"<p>Graded file: {html.escape(self.notebook)}</p>"] if self.notebook else [])
+        body.append(f"<p>Score: <strong>{self.score:g} / {self.max_score:g}</strong> "
+                    f"({sum(t.status == 'passed' for t in self.graded)} of {len(self.graded)} tests passed)</p>")
+        if self.causes:
+            heading, *causes = self.causes_text()
+            body += [f'<h2 id="causes">{html.escape(heading.rstrip(":"))}</h2>',
+                     f"<pre>{html.escape(chr(10).join(causes).rstrip())}</pre>"]
+        body += ["<h2>Tests</h2>", '<table>\n<thead><tr><th scope="col">Test</th><th scope="col">Result</th>'
+                 '<th scope="col">Points</th><th scope="col">Details</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
+                 + "\n</tbody>\n</table>"]
+        if sections:
+            body += ["<h2>What went wrong</h2>", *sections]
+        if self.closing_text():
+            body += ["<h2>Not counted here, and notes</h2>",
+                     f"<pre>{html.escape(chr(10).join(self.closing_text()).strip())}</pre>"]
+        return page(title, "\n".join(body))
+
     def write(self, out: Path) -> None:
-        """``results.json`` and ``feedback.txt`` in ``out/<student>/<assignment>/``, each replaced atomically."""
+        """``results.json``, ``feedback.txt`` and ``feedback.html`` in ``out/<student>/<assignment>/``, each
+        replaced atomically."""
         folder = result_folder(out, self.student, self.assignment)
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / RESULTS, json.dumps(self.to_gradescope_dict(), indent=2, ensure_ascii=False))
         write_atomic(folder / FEEDBACK, self.feedback_text())
+        write_atomic(folder / FEEDBACK_HTML, self.feedback_html())
 
     @classmethod
     def read(cls, path: Path) -> "SubmissionResult":
@@ -171,7 +212,7 @@ def upgrade_layout(out: Path) -> list[str]:
             raise LayoutError(f"{path} (an older grader's layout) and {target / RESULTS} both hold "
                               f"{result.student}'s {result.assignment} results; delete the one you do not want")
         target.mkdir(parents=True, exist_ok=True)
-        for name in (RESULTS, FEEDBACK):
+        for name in (RESULTS, FEEDBACK, FEEDBACK_HTML):
             if (path.parent / name).exists():
                 os.replace(path.parent / name, target / name)
         moved.append(f"moved {path} to {target}/ (nbgrader's <student>/<assignment>/ layout)")
@@ -185,6 +226,58 @@ def grades_csv(results: list[SubmissionResult]) -> str:
     for result in sorted(results, key=lambda r: (r.assignment, r.student)):
         writer.writerow(result.csv_row())
     return buffer.getvalue()
+
+
+def published_book(config: Path = Path(__file__).resolve().parent.parent / "_config.yml") -> str:
+    """Where the course book is published: ``$COURSE_BOOK_URL``, else the GitHub Pages address of the checkout's
+    ``repository: url`` (``_config.yml``), else "" (feedback then names the book's sections without links)."""
+    if os.environ.get("COURSE_BOOK_URL"):
+        return os.environ["COURSE_BOOK_URL"].rstrip("/")
+    try:
+        text = config.read_text()
+    except OSError:
+        return ""
+    found = re.search(r"^repository:\s*$(?:\n[ \t]+.*$)*?\n[ \t]+url:\s*https://github\.com/([\w.-]+)/([\w.-]+?)"
+                      r"(?:\.git)?/?\s*$", text, re.MULTILINE)
+    return f"https://{found[1]}.github.io/{found[2]}" if found else ""
+
+
+def explained(message: str) -> str:
+    """A failure message (``call: why``, ``expected: ...``, ``got: ...``: autograder/expect.py) as a list."""
+    head, _, rest = message.partition("\nexpected: ")
+    expected, _, got = rest.partition("\ngot: ")
+    if not rest:
+        head, _, got = message.partition("\ngot: ")
+    parts = [("What was called", head), ("What was expected", expected), ("What came back", got)]
+    return "<dl>\n" + "".join(f"<dt>{label}</dt><dd><pre>{html.escape(text)}</pre></dd>\n"
+                               for label, text in parts if text) + "</dl>\n"
+
+
+def book_link(test: TestResult, book_url: str) -> str:
+    """Where the book teaches what ``test`` checks (its suite's ``book`` marker), as a sentence."""
+    book = test.extra_data.get("book")
+    if not isinstance(book, dict):
+        return ""
+    where = f"“{html.escape(str(book.get('section')))}”, chapter {html.escape(str(book.get('chapter')))}"
+    if book_url:
+        where = f'<a href="{html.escape(book_url)}/{html.escape(str(book.get("path")))}">{where}</a>'
+    return f"<p>The book explains this: {where}.</p>\n"
+
+
+STYLE = """body { font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; margin: 2rem auto;
+max-width: 60rem; padding: 0 1rem; line-height: 1.5 }
+table { border-collapse: collapse; width: 100% } th, td { border: 1px solid #767676; padding: .3rem .5rem;
+text-align: left; vertical-align: top } thead th { background: #f0f0f0 }
+.passed { color: #1a6b2f } .failed { color: #a4161a; font-weight: bold } .skipped { color: #595959 }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: .5rem; margin: 0 } a { color: #0b57d0 }
+dt { font-weight: bold } img { max-width: 100% }"""
+
+
+def page(title: str, body: str) -> str:
+    """A complete, self-contained HTML page (no script, no request to any server)."""
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{title}</title>\n'
+            f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -67,7 +67,9 @@ def make_class(submitted: Path, out: Path) -> list[str]:
         books[entry] = path if path.suffix == ".ipynb" else hostile_notebook(source)
     books["untouched"] = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     books["honest"] = SOLUTION
-    books["resubmitted"] = SOLUTION  # sorts between honest and snoop: they fall in different shards of 4
+    order = sorted(books)
+    if (order.index("snoop") - order.index("honest")) % 4 == 0:  # the snoop would share its target's shard of 4
+        books["resubmitted"] = SOLUTION  # sorts between them (the correct ones below sort before both)
     books |= {f"correct{i}": SOLUTION for i in range(40 - len(books))}
     for name, book in books.items():
         target = submitted / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
