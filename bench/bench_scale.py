@@ -78,15 +78,16 @@ def read_process(pid: int) -> Process | None:
 
 
 def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (each thread's children; one that ends meanwhile is left out)."""
     found, stack = [], [pid]
     while stack:
         parent = stack.pop()
         found.append(parent)
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            try:
+        try:
+            for children in Path(f"/proc/{parent}/task").glob("*/children"):
                 stack += [int(child) for child in children.read_text().split()]
-            except (OSError, ValueError):
-                pass
+        except (OSError, ValueError):
+            pass
     return found
 
 
@@ -210,16 +211,17 @@ def grade_on_slurm(submitted: Path, out: Path, size: int, tasks: int, local_seco
         startup.append(grading - start.timestamp())
         tail.append(end.timestamp() - results[-1].stat().st_mtime)  # grades.csv of all OUT, exit
         rate.append((results[-1].stat().st_mtime - grading) / len(results))
-    per_task = statistics.median(dispatch) + statistics.median(startup) + max(statistics.median(tail), 0)
-    merging = (merge_end - max(ends)).total_seconds()
     median = statistics.median
+    ending = max(median(tail), 0.0)  # Slurm's second may round the end to before the last result's write
+    per_task = median(dispatch) + median(startup) + ending
+    merging = (merge_end - max(ends)).total_seconds()
     print(f"Slurm: {size} submissions as {tasks} tasks of 1 CPU, {os.cpu_count()} at a time on a local single-node "
           f"cluster: {seconds:.1f} s from sbatch to the merge job's end (one machine, {os.cpu_count()} workers: "
           f"{local_seconds:.1f} s)")
     print(f"  each task (medians; Slurm records seconds): started {median(dispatch):.0f} s after a CPU came free, "
           f"began grading {median(startup):.1f} s after it started (Python, torch, the class read), graded "
           f"{median(rate):.3f} s per submission (one machine: {local_seconds * os.cpu_count() / size:.3f} per "
-          f"worker), ended {median(tail):.0f} s after its last result; the merge job ended {merging:.0f} s after "
+          f"worker), ended {ending:.0f} s after its last result; the merge job ended {merging:.0f} s after "
           f"the last task (ran {(merge_end - merge_start).total_seconds():.0f} s)")
     print(f"  Slurm's overhead: about {per_task:.1f} s of a CPU per task; {per_task * tasks + merging:.0f} s for the "
           f"array and the merge job, {(per_task * tasks + merging) / size:.3f} s per submission")
