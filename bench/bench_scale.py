@@ -142,14 +142,19 @@ def grade_locally(submitted: Path, out: Path, size: int, workers: int) -> tuple[
                                str(out), "--workers", str(workers), "--device", "cpu"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler, windows = Sampler(grader.pid), []
-    while grader.poll() is None:
-        cpu, rss = sampler.sample()
-        graded = sum(1 for entry in os.scandir(out) if entry.is_dir()) if out.exists() else 0  # one per result
-        while marks and graded >= marks[0]:
-            windows.append(Window(marks.pop(0), time.perf_counter() - started, cpu, rss, sampler.worker_rss,
-                                  sampler.sandbox_peak, load_average()))
-            sampler.sandbox_peak = sampler.worker_rss = 0
-        time.sleep(0.1)
+    try:
+        while grader.poll() is None:
+            cpu, rss = sampler.sample()
+            graded = sum(1 for entry in os.scandir(out) if entry.is_dir()) if out.exists() else 0  # one per result
+            while marks and graded >= marks[0]:
+                windows.append(Window(marks.pop(0), time.perf_counter() - started, cpu, rss, sampler.worker_rss,
+                                      sampler.sandbox_peak, load_average()))
+                sampler.sandbox_peak = sampler.worker_rss = 0
+            time.sleep(0.1)
+    except BaseException:  # this script failed or was interrupted: the grader stops too
+        grader.terminate()
+        grader.wait()
+        raise
     seconds, busy = time.perf_counter() - started, machine_busy() - busy
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if grader.returncode or len(windows) < 3:
