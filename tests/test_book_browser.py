@@ -6,6 +6,8 @@ screenshot of every page goes to _build/screenshots/<page>.png for a human to lo
 
 Every page of the site must pass axe-core (pinned in tools/package.json, injected into the page as its maintainers
 do with Playwright) with the WCAG 2.0/2.1 A and AA rules and axe's best practices: no violation of any impact.
+Every page has one search field, the sidebar's (no top bar holding a second one); every chapter page starts with
+the chapter's own code, while the notebook its download button gives starts with the install cell.
 Each chapter's "Check yourself" answers stay hidden until opened; the shape explorer, driven by keyboard through a
 sample of PyTorch's own table of output shapes (_static/pytorch_shapes.json), must display what PyTorch computes.
 Screenshots of the explorer and of an opened answer go to _build/screenshots/ as well.
@@ -30,6 +32,7 @@ SCREENSHOTS = ROOT / "_build" / "screenshots"
 AXE = ROOT / "tools" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_RULES = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]},
              "resultTypes": ["violations"]}
+CHAPTER_PAGES = [f"book/{chapter}" for chapter in CHAPTERS]
 MATH_PAGES = {"book/01_cross_correlation", "book/02_padding", "book/03_stride", "book/04_channels",
               "book/05_pooling", "book/06_simple_convnet", "book/07_convnet_vs_fc", "book/assignments/conv_basics"}
 VISIBLE_OUTPUTS = {
@@ -66,6 +69,11 @@ def visits(site, browser):
         page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=20_000)
         results[doc] = {
             "problems": problems,
+            "search_fields": page.locator(".search-button-field:visible").count(),
+            "sidebar_search_fields": page.locator("#pst-primary-sidebar .search-button-field:visible").count(),
+            "header_height": page.evaluate("document.getElementById('pst-header').getBoundingClientRect().height"),
+            "first_code": page.locator("div.cell_input").first.inner_text() if doc in CHAPTER_PAGES else None,
+            "notebook": notebook_cells(page) if doc in CHAPTER_PAGES else None,
             "math": page.locator("mjx-container").count(),
             "broken_images": page.evaluate(
                 "Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"),
@@ -78,6 +86,14 @@ def visits(site, browser):
         page.close()
     context.close()
     return results
+
+
+def notebook_cells(page) -> list[dict]:
+    """The cells of the notebook behind the page's download button, fetched as the reader's browser would."""
+    (href,) = set(page.locator("a[href$='.ipynb']:not([href^='http'])").evaluate_all("links => links.map(a => a.href)"))
+    response = page.request.get(href)
+    assert response.ok, f"{href}: HTTP {response.status}"
+    return response.json()["cells"]
 
 
 def test_pages_load_without_failed_or_external_requests(visits):
@@ -99,6 +115,25 @@ def test_math_is_typeset(visits):
 def test_executed_outputs_are_visible(visits):
     for doc, text in VISIBLE_OUTPUTS.items():
         assert visits[doc]["visible"] == {text: True}, f"{doc}: {text!r} not visible"
+
+
+def test_one_search_field_and_no_empty_top_bar(visits):
+    """The sidebar's search field is the only one, and the theme's top bar, which would hold nothing but a second
+    one (navbar_persistent in _config.yml), takes no room."""
+    for doc, result in visits.items():
+        assert (result["search_fields"], result["sidebar_search_fields"]) == (1, 1), f"{doc}: {result}"
+        assert result["header_height"] == 0, f"{doc}: a top bar {result['header_height']} px high"
+
+
+def test_install_cell_hidden_on_the_site_but_first_in_the_notebook(visits):
+    for doc in CHAPTER_PAGES:
+        result = visits[doc]
+        assert "import torch" in result["first_code"] and "pip install" not in result["first_code"], (
+            f"{doc}: the first code on the page is\n{result['first_code']}")
+        first = next(cell for cell in result["notebook"] if cell["cell_type"] == "code")
+        source = "".join(first["source"])
+        assert "%pip install" in source and "import coursekit" in source, f"{doc}.ipynb starts with\n{source}"
+        assert first["metadata"]["tags"] == ["remove-cell"], f"{doc}.ipynb: {first['metadata']}"
 
 
 def test_screenshots_saved(visits):
