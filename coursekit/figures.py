@@ -187,14 +187,26 @@ def _labelled(html: str, alt: str) -> str:
     return html
 
 
-def show_images(images: Sequence[torch.Tensor], titles: Sequence[str], cmap: str = "gray") -> Figure:
-    """A row of 2-D tensors shown as images (feature maps, kernels), each with its title."""
-    fig = BookFigure(figsize=(2.6 * len(images), 2.6), dpi=90)
-    for ax, img, title in zip(fig.subplots(1, len(images), squeeze=False)[0], images, titles):
-        im = ax.imshow(img.detach(), cmap=cmap)
+def show_images(images: Sequence[torch.Tensor], titles: Sequence[str], cmap: str = "gray", *,
+                symmetric: bool = False, ncols: int | None = None, colorbar: bool = True) -> Figure:
+    """2-D tensors shown as images (feature maps, kernels, weight matrices), each with its title, in rows of
+    ``ncols`` (one row by default). ``symmetric``: each image's colour scale is centred on 0, so that with a
+    diverging ``cmap`` (``"RdBu_r"``) zero is white and the sign of a value is its colour."""
+    ncols = ncols or len(images)
+    nrows = -(-len(images) // ncols)
+    size = 2.6 if colorbar else 1.9
+    fig = BookFigure(figsize=(size * ncols, size * nrows), dpi=90)
+    axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
+    for ax, img, title in zip(axes, images, titles):
+        img = img.detach().float()
+        limit = float(img.abs().max()) or 1.0
+        im = ax.imshow(img, cmap=cmap, **({"vmin": -limit, "vmax": limit} if symmetric else {}))
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        if colorbar:
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    for ax in axes[len(images):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
