@@ -19,9 +19,15 @@ help:
 	@echo "make bench      run the benchmarks in bench/"
 	@echo "make gpu-check  run every CUDA path once on a GPU machine (tools/gpu_check.py)"
 
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu make setup: torch and torchvision, at requirements.txt's pins,
+# from that index first (PyTorch's CPU-only builds, a tenth of PyPI's CUDA build, for a grader without a GPU).
+TORCH_INDEX ?=
+TORCH_PINS = $$(grep -E '^(torch|torchvision)==' requirements.txt)
+
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	touch $@
@@ -51,6 +57,7 @@ test: setup chromium tools/node_modules/.installed
 bench: setup
 	$(BIN)/python bench/bench_book.py
 	$(BIN)/python bench/bench_grading.py
+	$(BIN)/python bench/bench_gradescope.py
 
 # The GPU check runs on a GPU machine's own Python (it may be offline and hold torch already): no venv.
 # `make gpu-wheels` (here, online) puts the pure-Python packages it lacks, at requirements.txt's pins, in .whl/;

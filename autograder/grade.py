@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import sys
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.submitted} does not exist")
     try:
         runner.check_hidden(args.suites)
+        runner.check_reachable()
         notebooks = find_notebooks(args.submitted, args.assignment)
         students = shard(sorted(notebooks), args.shard)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
     workers = max(1, min(args.workers, len(students) or 1))
     preload()  # once, before the workers fork: torch is imported once per grading run
+    runner.prepare()
+    gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
     jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force, suite)

@@ -7,6 +7,7 @@ still-clean state, and only then imports the hidden suite and runs it under pyte
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import signal
 import sys
@@ -15,13 +16,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _pytest.config
 import pytest
 
+from autograder import notebook
 from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
 from autograder.results import RESULTS, SubmissionResult, result_folder
-from autograder.sandbox import Limits, Sandbox
-from autograder.sandbox.confine import readable_paths
+from autograder.sandbox import Limits, Sandbox, reachable
+from autograder.sandbox.confine import readable_paths, sandbox_uid
 
 SUITES = Path(__file__).resolve().parent / "suites"
 GRADED, SKIPPED, FAILED = 0, 3, 4  # exit codes of a grading fork
@@ -44,11 +47,28 @@ class Job:
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
 
 
+def prepare() -> None:
+    """Do once, before the workers fork, what grading every submission would otherwise repeat: build
+    nbformat's validator and import what running a suite imports (pytest's own plugins, the modules they
+    import when a session starts, the suites' helpers). Nothing of a hidden suite is read here."""
+    notebook.prepare()
+    for module in [*(f"_pytest.{plugin}" for plugin in _pytest.config.default_plugins), "pdb", "readline",
+                   "autograder.expect"]:
+        importlib.import_module(module)
+
+
 def check_hidden(suite: Path) -> None:
     """Refuse to grade when a sandbox could read the hidden suite (e.g. installed in site-packages)."""
     for allowed in readable_paths():
         if suite.resolve().is_relative_to(Path(allowed).resolve()):
             raise GraderError(f"the hidden suite {suite} lies inside {allowed}, which submissions may read")
+
+
+def check_reachable() -> None:
+    """Refuse to grade when a sandbox's user could not read Python or its packages (:mod:`.sandbox.reachable`)."""
+    uid = sandbox_uid()
+    if uid is not None and (problem := reachable.check(readable_paths(), uid)):
+        raise GraderError(problem)
 
 
 def suite_sha256(suites: Path, assignment: str) -> str:

@@ -125,13 +125,16 @@ def test_runaway_function_fails_alone(graded, entry, function, message):
 
 
 def test_no_sandbox_process_survives(graded):
-    """The escaped daemon and the fork bomb's children are gone: no process of a sandbox uid remains."""
+    """The escaped daemon and the fork bomb's children are gone: no process of a sandbox uid outlives the grading
+    process that owned that uid (``sandbox_uid``: 100,000 + its pid). Sandboxes whose grading process is alive
+    belong to another grading run on this machine."""
     leftovers = []
     for entry in Path("/proc").iterdir():
         try:
             alive = entry.name.isdigit() and (entry / "stat").read_text().split(") ")[1][0] != "Z"
-            if alive and entry.stat().st_uid >= 100_000:
-                leftovers.append(entry.name)
+            uid = entry.stat().st_uid
+            if alive and uid >= 100_000 and not Path(f"/proc/{uid - 100_000}").exists():
+                leftovers.append(f"{entry.name} (uid {uid})")
         except OSError:
             pass
     assert not leftovers

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import socket
-import struct
 
 import pytest
 import torch
@@ -19,18 +18,34 @@ class Exploit:
 
 
 def raw_message(obj) -> bytes:
+    """``obj`` pickled by torch.save, framed as a channel message: what a forged reply would send."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     body = buffer.getvalue()
-    return struct.pack(">Q", len(body)) + body
+    return channel.HEADER.pack(len(body), len(body)) + body
 
 
 def test_channel_round_trips_plain_data():
     a, b = socket.socketpair()
-    value = {"tensor": torch.arange(6.0).reshape(2, 3), "numbers": [1, 2.5, None, True], "text": "ok", "pair": (1, 2)}
+    value = {"tensor": torch.arange(6.0).reshape(2, 3), "numbers": [1, 2.5, None, True, float("inf")], "text": "ok",
+             "pair": (1, (2, b"\x00")), 7: [torch.tensor(True), torch.zeros(0, 3, dtype=torch.int64),
+                                         torch.rand(3, 2, dtype=torch.float64).t(), torch.rand(2, dtype=torch.bfloat16)]}
     channel.send(a, value)
     got = channel.recv(b)
-    assert torch.equal(got["tensor"], value["tensor"]) and got["numbers"] == value["numbers"] and got["pair"] == (1, 2)
+    assert got.keys() == value.keys() and got["numbers"] == value["numbers"] and got["pair"] == (1, (2, b"\x00"))
+    for sent, came in zip([value["tensor"], *value[7]], [got["tensor"], *got[7]]):
+        assert came.dtype == sent.dtype and came.shape == sent.shape and torch.equal(came, sent)
+
+
+@pytest.mark.parametrize("forged", [b'{"T":["float32",[4],3]}', b'{"T":["object",[1],8]}', b'[1,2]', b'{"x":1}',
+                                    b'{"d":[[true,1]]}', b"[" * 100_000])
+def test_channel_refuses_what_it_does_not_describe(forged):
+    """Only the kinds it writes come through: a tensor whose bytes do not fit, an unknown dtype or kind, an untagged
+    list, a key that is not a string or an int, nesting too deep to parse."""
+    a, b = socket.socketpair()
+    a.sendall(channel.HEADER.pack(len(forged), len(forged)) + forged)
+    with pytest.raises(channel.ChannelError, match="not plain data"):
+        channel.recv(b)
 
 
 def test_channel_refuses_code_on_arrival():
@@ -42,7 +57,7 @@ def test_channel_refuses_code_on_arrival():
 
 def test_channel_refuses_oversized_message_before_reading_it():
     a, b = socket.socketpair()
-    a.sendall(struct.pack(">Q", 2**40))
+    a.sendall(channel.HEADER.pack(2**40, 0))
     with pytest.raises(channel.ChannelError, match="exceeds the limit"):
         channel.recv(b)
 

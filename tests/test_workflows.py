@@ -292,3 +292,43 @@ def test_grade_workflow_uploads_each_leg_and_merges_each_device():
     assert any("-m autograder merge" in s.get("run", "") and "--out merged" in s["run"] for s in steps(merge))
     final = [s for s in steps(merge) if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert final and final[-1]["with"]["path"].rstrip("/") == "merged"
+
+
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def test_hosted_jobs_install_cpu_only_torch_and_the_gpu_leg_pypis(tmp_path):
+    """A hosted runner has no GPU: its grading legs and the merges set up PyTorch's CPU-only builds (a tenth of
+    the download); the GPU leg keeps PyPI's CUDA build."""
+    workflow = load(ROOT / ".github" / "workflows" / "grade.yml")
+    job = workflow["jobs"]["grade"]
+    matrix = job["strategy"]["matrix"]
+    outputs = plan("both", 1, tmp_path)
+    setup = next(s for s in steps(job) if s.get("uses") == SETUP_USES)
+    indexes = {json.dumps(substitute(job["runs-on"], combo)): substitute(setup["with"]["torch-index"], combo)
+               for combo in expand_matrix(matrix, {matrix["leg"]: outputs["legs"], matrix["shard"]: outputs["shards"]})}
+    assert indexes == {HOSTED[0]: CPU_INDEX, GPU[0]: ""}
+    merge_setup = next(s for s in steps(workflow["jobs"]["merge"]) if s.get("uses") == SETUP_USES)
+    assert merge_setup["with"]["torch-index"] == CPU_INDEX
+    action = load(SETUP_ACTION)
+    make_setup = next(s for s in action["runs"]["steps"] if s.get("run") == "make setup")
+    assert make_setup["env"]["TORCH_INDEX"] == "${{ inputs.torch-index }}"
+    assert action["inputs"]["torch-index"]["default"] == ""
+
+
+@pytest.mark.parametrize("index", [CPU_INDEX, ""])
+def test_make_setup_takes_torch_at_its_pins_from_the_index_first(index):
+    """`make setup` with TORCH_INDEX installs torch and torchvision, at requirements.txt's pins, from that index
+    before requirements.txt (which they then satisfy: 2.14.1+cpu is a 2.14.1); without it, only requirements.txt."""
+    commands = subprocess.run(["make", "-n", "-B", "setup", f"TORCH_INDEX={index}"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+    from_index = [c for c in commands if "--index-url" in c]
+    requirements = commands.index(".venv/bin/python -m pip install -r requirements.txt")
+    if not index:
+        assert not from_index
+        return
+    assert len(from_index) == 1 and commands.index(from_index[0]) < requirements
+    command = subprocess.run(["bash", "-c", f"echo {from_index[0]}"], cwd=ROOT, capture_output=True, text=True).stdout
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith(("torch==",
+                                                                                                      "torchvision=="))]
+    assert command.split() == [".venv/bin/python", "-m", "pip", "install", "--index-url", CPU_INDEX, *pins]

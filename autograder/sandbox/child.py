@@ -208,7 +208,10 @@ def plain(value, depth: int = 0):
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
+        tensor = value.detach().cpu()
+        if tensor.layout != torch.strided or tensor.dtype not in channel.DTYPES.values():
+            return {"__unsupported__": f"a {tensor.layout} tensor of {tensor.dtype}"}
+        return tensor
     if isinstance(value, (numpy.generic,)):
         return value.item()
     if isinstance(value, numpy.ndarray):

@@ -3,7 +3,8 @@
 It is also the kernel's first choice when memory runs out: the OOM killer takes a sandbox before the grader.
 
 Runs in the sandbox process before any submission code, in this order: limits are set while
-still privileged, Landlock is applied, then root (if we are root) is dropped for good.
+still privileged, the folders it may read are made reachable by its own user (:mod:`.reachable`),
+Landlock is applied, then root (if we are root) is dropped for good.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import resource
 import sys
 
-from autograder.sandbox import landlock
+from autograder.sandbox import landlock, reachable
 from autograder.sandbox.limits import Limits
 
 SYSTEM_READ_ONLY = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
@@ -73,6 +74,8 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
                         f"{limits.memory_mb} MB here (beyond that an allocation raises MemoryError)")
     for which, value in rlimits.items():
         resource.setrlimit(which, (value, value))
+    if uid is not None:  # its own user may not enter a closed home holding Python (only root can open a way)
+        reachable.open_up(readable)
     try:
         landlock.restrict(read_only=readable, read_write=[workdir, *DEVICES])
     except OSError as error:

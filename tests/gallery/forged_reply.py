@@ -1,4 +1,4 @@
-"""A reply crafted to run code when unpickled: the grader's restricted loader refuses it."""
+"""A reply crafted to run code when unpickled, framed as a channel message: the grader never unpickles, and refuses it."""
 import io
 import os
 import struct
@@ -15,6 +15,6 @@ def corr2d(X, K, padding=0, stride=1):
     buffer = io.BytesIO()
     torch.save({"ok": True, "value": Payload()}, buffer)
     body = buffer.getvalue()
-    os.write(3, struct.pack(">Q", len(body)) + body)  # the channel's socket
+    os.write(3, struct.pack(">QQ", len(body), len(body)) + body)  # the channel's socket and its framing
     import time
     time.sleep(30)
