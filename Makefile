@@ -12,12 +12,17 @@ ASSIGNMENTS := conv_basics cnn_vs_fc
 .PHONY: help setup book exercises test bench serve clean chromium gpu-wheels gpu-check
 
 help:
-	@echo "make book       build the course book into _build/html"
-	@echo "make test       run the whole test suite (builds the book, drives Chromium)"
-	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
-	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
-	@echo "make bench      run the benchmarks in bench/"
-	@echo "make gpu-check  run every CUDA path once on a GPU machine (tools/gpu_check.py)"
+	@echo "make setup       create .venv from requirements.txt (once; again when the requirements change)"
+	@echo "make book        build the course book into _build/html"
+	@echo "make test        run the whole test suite (builds the book, drives Chromium)"
+	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make serve       serve _build/html on http://127.0.0.1:8000"
+	@echo "make bench       run the benchmarks in bench/"
+	@echo "make chromium    install Debian's chromium for the browser tests, when missing"
+	@echo "make gpu-wheels  download, here (online), the wheels a GPU machine may lack into .whl/"
+	@echo "make gpu-check   run every CUDA path once on a GPU machine (tools/gpu_check.py)"
+	@echo "make clean       remove _build/"
+	@echo "The grader's own commands: .venv/bin/python -m autograder --help"
 
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu make setup: torch and torchvision, at requirements.txt's pins,
 # from that index first (PyTorch's CPU-only builds, a tenth of PyPI's CUDA build, for a grader without a GPU).
@@ -64,14 +69,14 @@ bench: setup
 # `make gpu-check` installs them from there when they are missing, then runs the check.
 GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 GPU_PYTHON_VERSION ?= 3.12
-GPU_NEEDS = $$(grep -E '^(nbformat|nbclient|ipykernel|ipython|torchinfo|jupytext)==' requirements.txt)
+GPU_NEEDS = $$(grep -E '^(nbformat|nbclient|ipykernel|ipython|torchinfo|jupytext|nvidia-ml-py)==' requirements.txt)
 
 gpu-wheels:
 	python3 -m pip download -q --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) --implementation cp \
 	  $(foreach p,manylinux_2_28 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64) -d .whl $(GPU_NEEDS)
 
 gpu-check:
-	@$(GPU_PYTHON) -c 'import nbclient, jupytext, torchinfo, IPython' 2>/dev/null || [ ! -d .whl ] || \
+	@$(GPU_PYTHON) -c 'import nbclient, jupytext, torchinfo, IPython, pynvml' 2>/dev/null || [ ! -d .whl ] || \
 	  $(GPU_PYTHON) -m pip install -q --no-index --find-links .whl $(GPU_NEEDS)
 	$(GPU_PYTHON) tools/gpu_check.py $(GPU_CHECK_ARGS)
 

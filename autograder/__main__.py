@@ -1,17 +1,29 @@
-"""``python -m autograder VERB ...``: grade, merge or package (each verb is its own module)."""
+"""``python -m autograder VERB ...``: the verbs are listed in :data:`autograder.VERBS`, each its own module."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-VERBS = {"grade": "autograder.grade", "merge": "autograder.merge", "package": "autograder.package"}
+from autograder import VERBS
+
+USAGE = "usage: python -m autograder {" + ",".join(VERBS) + "} ..."
+
+
+def usage() -> str:
+    width = max(map(len, VERBS))
+    return "\n".join([USAGE, "", "commands:", *(f"  {verb:<{width}}  {what}" for verb, what in VERBS.items()), "",
+                      "python -m autograder VERB --help describes a command's arguments and options."])
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage())
+        return 0
     if not argv or argv[0] not in VERBS:
-        print(f"usage: python -m autograder {{{','.join(VERBS)}}} ...  (VERB --help for details)", file=sys.stderr)
+        problem = f"unknown command {argv[0]!r}" if argv else "no command given"
+        print(f"python -m autograder: error: {problem}\n\n{usage()}", file=sys.stderr)
         return 2
-    return importlib.import_module(VERBS[argv[0]]).main(argv[1:])
+    return importlib.import_module(f"autograder.{argv[0]}").main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""``python -m autograder grade``: grade one notebook or a whole class, in parallel, safely."""
+"""``python -m autograder grade``: grade one notebook or a whole class, in parallel, each in its own sandbox.
+
+Arguments and the layout are checked before anything is written; torch, pytest and the sandboxes are
+loaded only when there is something to grade.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,46 +10,122 @@ import gc
 import multiprocessing
 import os
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from autograder import runner
+from autograder import SUITES, arguments, gpu_watch
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
-from autograder.sandbox.child import preload
-from autograder.sandbox.limits import container_memory, fit_to_container
-from autograder.submissions import find_notebooks, shard
+from autograder.submissions import Found, NothingToGrade, find_submissions, layouts, shard
+
+ALL_GRADED, SOME_NOT_GRADED, USAGE = 0, 1, 2  # exit statuses, as the epilog documents them
+EPILOG = f"""\
+layouts of SUBMITTED (the student id is the folder's or the file's name):
+{layouts(Path("SUBMITTED"), "ASSIGNMENT")}
+  A student folder with several notebooks: the one named ASSIGNMENT.ipynb is graded, else the student is
+  listed as not graded, with the files' names.
+
+Each student gets OUT/<student>/ASSIGNMENT/results.json (Gradescope's schema) and feedback.txt; OUT/grades.csv
+has a row per student and assignment in OUT, with a status column. A rerun skips a student only when grading
+again could not change the result: the same notebook, hidden suite and device, no limit lower, and the limits that
+stopped their grading (a --timeout spent) the same; --force regrades.
+
+exit status:
+  {ALL_GRADED}  every submission found has a result: graded now, or unchanged since (whatever the scores)
+  {SOME_NOT_GRADED}  some could not be graded (unreadable, several or no notebooks, a grader failure): they are
+     listed at the end, and their results say why; every other student is graded
+  {USAGE}  nothing was graded: a wrong argument, or no submission in a layout above
+"""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m autograder grade", description=__doc__)
-    p.add_argument("assignment", help="conv_basics or cnn_vs_fc (a folder of autograder/suites)")
-    p.add_argument("submitted", type=Path, help="nbgrader's submitted/ folder, or one .ipynb file")
-    p.add_argument("--out", type=Path, default=Path("autograded"), help="where results go (default autograded/)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="parallel graders")
-    p.add_argument("--timeout", type=float, default=Limits.submission_seconds, help="seconds per submission")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--force", action="store_true", help="grade again students already graded")
-    p.add_argument("--nbgrader-db", type=Path, help="also write the scores into this nbgrader gradebook")
-    p.add_argument("--shard", metavar="K/N", help="grade only the K-th of N slices of the class")
-    p.add_argument("--suites", type=Path, default=runner.SUITES, help=argparse.SUPPRESS)
+def parser() -> arguments.Parser:
+    p = arguments.Parser("grade", epilog=EPILOG)
+    p.add_argument("assignment", help="the assignment: a folder of autograder/suites (conv_basics, cnn_vs_fc)")
+    p.add_argument("submitted", type=Path, help="nbgrader's submitted/ folder, a flat folder of notebooks, or one "
+                                                ".ipynb (layouts below)")
+    p.add_argument("--out", type=arguments.folder, default=Path("autograded"), metavar="OUT",
+                   help="where results go; created with its parents (default: %(default)s)")
+    p.add_argument("--workers", type=arguments.at_least_one, default=os.cpu_count() or 1, metavar="N",
+                   help="submissions graded in parallel, each in its own sandbox (default: the CPU count, "
+                        "%(default)s here)")
+    p.add_argument("--timeout", type=arguments.seconds, default=Limits.submission_seconds, metavar="SECONDS",
+                   help="time for all of one submission's tests; each call into the notebook also has its own "
+                        f"limit of {Limits.call_seconds:g} s, and running its cells {Limits.start_seconds:g} s "
+                        "(default: %(default)g)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the notebooks' code runs: cuda needs a CUDA GPU; cpu leaves out the tests that need "
+                        "one (they do not count); auto is cuda when a GPU is present, else cpu (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="regrade students whose results are up to date")
+    p.add_argument("--nbgrader-db", type=arguments.file("gradebook.db"), metavar="DB",
+                   help="also write the scores into this nbgrader gradebook (such as gradebook.db), for "
+                        "`nbgrader export` (default: none)")
+    p.add_argument("--shard", type=arguments.shard, metavar="K/N",
+                   help="grade only slice K of N disjoint slices of the class (merge them with "
+                        "`python -m autograder merge`; default: everyone)")
+    p.add_argument("--suites", type=Path, default=SUITES, help=argparse.SUPPRESS)
     return p
 
 
-def cuda_present() -> bool:
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # answers without initialising CUDA (fork-safe)
-    return torch.cuda.is_available()
+@dataclass
+class Run:
+    """What one run did, for its closing summary."""
+    graded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    not_graded: dict[str, str] = field(default_factory=dict)   # student -> why
+    limited: dict[str, str] = field(default_factory=dict)      # graded student -> the limits that stopped something
+
+    def summary(self, assignment: str, device: str) -> str:
+        lines = [f"{assignment} on {device}: graded {len(self.graded)}, unchanged and skipped {len(self.skipped)}, "
+                 f"could not grade {len(self.not_graded)}" + (":" if self.not_graded else "")]
+        lines += [f"  {student}: {why}" for student, why in sorted(self.not_graded.items())]
+        if self.limited:
+            lines.append(f"of those graded, {len(self.limited)} were stopped by a limit, which may have cost points (a "
+                         "rerun under another limit regrades them): "
+                         + ", ".join(f"{s} ({why})" for s, why in sorted(self.limited.items())))
+        return "\n".join(lines)
 
 
-def resolve_device(device: str) -> str:
-    return ("cuda" if cuda_present() else "cpu") if device == "auto" else device
+def start_gpu_watch(device: str) -> gpu_watch.WatcherProcess | None:
+    """The GPU memory watcher, started now in a process of its own, where a GPU may be used.
+
+    Nothing in this process may start CUDA or NVML, not even to ask whether there is a GPU
+    (``torch.cuda.is_available()`` starts NVML): the sandboxes are forked from it. The watcher answers.
+    """
+    if device == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES") == "" or not gpu_watch.nvidia_driver_loaded():
+        return None
+    return gpu_watch.WatcherProcess(Path(tempfile.mkdtemp(prefix="gpu-watch-")))
+
+
+def resolve_device(device: str, watcher: gpu_watch.WatcherProcess | None) -> tuple[str, str]:
+    """(the device to grade on, why not CUDA when it is not); stops the watcher when it is not."""
+    if device == "cpu":
+        return "cpu", ""
+    if watcher is None:
+        return "cpu", "no NVIDIA driver is loaded"
+    import torch  # for its CUDA version only: nothing here starts CUDA
+
+    why = ""
+    try:
+        gpus, driver_cuda = watcher.ready()
+    except RuntimeError as error:
+        return "cpu", str(error)
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is built without CUDA"
+    elif not gpus:
+        why = "NVML finds no GPU"
+    elif int(driver_cuda.split(".")[0]) < int(torch.version.cuda.split(".")[0]):
+        why = f"the NVIDIA driver supports CUDA {driver_cuda}, this torch needs CUDA {torch.version.cuda}"
+    if why:
+        watcher.stop()
+    return ("cpu", why) if why else ("cuda", "")
 
 
 def fitted_limits(limits: Limits, workers: int) -> Limits:
     """``limits``, with the sandboxes' memory cap below the container's memory limit when there is one
     (measured with torch loaded, as the workers will start)."""
+    from autograder.sandbox.limits import container_memory, fit_to_container
+
     memory = container_memory()
     fitted = fit_to_container(limits, workers, memory)
     if memory is not None:
@@ -57,47 +137,98 @@ def fitted_limits(limits: Limits, workers: int) -> Limits:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if not (args.suites / args.assignment).is_dir():
-        p.error(f"no hidden suite for {args.assignment!r} in {args.suites}")
+    arguments.check_assignment(p, args.suites, args.assignment)
     if not args.submitted.exists():
         p.error(f"{args.submitted} does not exist")
+    if args.submitted.is_file() and args.submitted.suffix != ".ipynb":
+        p.error(f"{args.submitted} is neither a folder nor a notebook (.ipynb)")
+    try:
+        found = find_submissions(args.submitted, args.assignment)
+    except NothingToGrade as error:
+        print(f"{p.prog}: {error}", file=sys.stderr)
+        return USAGE
+    students = shard(found.students, *args.shard) if args.shard else found.students
+    watcher = start_gpu_watch(args.device) if students else None  # it ends, and cleans up, when this process does
+    device, why_not_cuda = resolve_device(args.device, watcher) if students else (args.device, "")
+    if args.device == "cuda" and device != "cuda":
+        p.error(f"--device cuda: no CUDA device is available here ({why_not_cuda}); use --device auto or cpu")
+    if watcher and device != "cuda":
+        print(f"grading on the CPU: {why_not_cuda}", file=sys.stderr)
+    for folder in [args.out, *([args.nbgrader_db.parent] if args.nbgrader_db else [])]:
+        arguments.make_folder(p, folder)
+    try:
+        for moved in upgrade_layout(args.out):
+            print(moved, file=sys.stderr)
+    except LayoutError as error:
+        p.error(str(error))
+    for ignored in found.ignored:
+        print(f"warning: {ignored} is not in a <student>/{args.assignment}/ folder: not graded", file=sys.stderr)
+    run = grade_all(p, args, found, students, device, watcher) if students else Run()
+    if not args.shard or args.shard[0] == 1:  # names no result can be filed under: listed once per class
+        run.not_graded.update(found.unusable)
+    results = read_all(args.out)  # every assignment graded into this folder
+    write_atomic(args.out / "grades.csv", grades_csv(results))
+    if args.nbgrader_db and students:
+        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
+
+        gradebook.record(args.nbgrader_db, [r for r in results if r.assignment == args.assignment])
+    sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
+    print(f"{len(found.students) + len(found.unusable)} {args.assignment} submission(s) in {args.submitted} "
+          f"({found.layout}){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
+          f"{args.out / 'grades.csv'}")
+    print(run.summary(args.assignment, device), flush=True)
+    return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
+
+
+def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,
+              watcher: gpu_watch.WatcherProcess | None) -> Run:
+    """Grade ``students`` in a pool of forked workers (torch is imported once, before the fork); on CUDA,
+    ``watcher`` keeps each sandbox within its share of the GPU."""
+    import torch
+    from tqdm import tqdm
+
+    from autograder import runner
+    from autograder.sandbox.child import preload
+    from autograder.sandbox.limits import fit_to_gpu
+
     try:
         runner.check_hidden(args.suites)
         runner.check_reachable()
-        notebooks = find_notebooks(args.submitted, args.assignment)
-        students = shard(sorted(notebooks), args.shard)
-        args.out.mkdir(parents=True, exist_ok=True)
-        for moved in upgrade_layout(args.out):
-            print(moved, file=sys.stderr)
-    except (runner.GraderError, ValueError, LayoutError) as error:
+    except runner.GraderError as error:
         p.error(str(error))
-    device = resolve_device(args.device)
-    if device == "cuda" and not cuda_present():
-        p.error("--device cuda: no CUDA device is available here (use --device auto or cpu)")
-    workers = max(1, min(args.workers, len(students) or 1))
+    workers = min(args.workers, len(students))
     preload()  # once, before the workers fork: torch is imported once per grading run
     runner.prepare()
     gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
     limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+    if device == "cuda":
+        limits = fit_to_gpu(limits, workers)
     suite = runner.suite_sha256(args.suites, args.assignment)
-    jobs = [runner.Job(s, args.assignment, notebooks[s], args.out, args.suites, device, limits, args.force, suite)
-            for s in students]
+    jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,
+                       args.suites, device, limits, args.force, suite, found.refused.get(s),
+                       str(watcher.state) if device == "cuda" else "") for s in students]
     torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
-    failures = []
+    run = Run()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         progress = tqdm(pool.imap_unordered(runner.grade_in_fork, jobs), total=len(jobs), unit="notebook",
                         desc=f"grading {args.assignment} on {device}", file=sys.stderr)
         for student, code, message in progress:
-            if code not in (runner.GRADED, runner.SKIPPED):
-                failures.append(f"{student}: {message or f'grading exited with status {code}'}")
-    results = read_all(args.out)  # every assignment graded into this folder
-    write_atomic(args.out / "grades.csv", grades_csv(results))
-    if args.nbgrader_db:
-        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
+            if code == runner.GRADED:
+                run.graded.append(student)
+                if message:
+                    run.limited[student] = ", ".join(limit_text(name, limits) for name in message.split(", "))
+            elif code == runner.SKIPPED:
+                run.skipped.append(student)
+            else:
+                why = message if code == runner.NOT_GRADED else f"grader error: {message}"
+                run.not_graded[student] = why.splitlines()[0][:300] if why.strip() else "grader error"
+    if device == "cuda":
+        print(watcher.summary(), file=sys.stderr)
+    return run
 
-        gradebook.record(args.nbgrader_db, [r for r in results if r.assignment == args.assignment])
-    for failure in failures:
-        print(f"could not grade {failure}", file=sys.stderr)
-    print(f"{len(jobs) - len(failures)} of {len(jobs)} submissions graded; {len(results)} results in {args.out}, "
-          f"grades in {args.out / 'grades.csv'}")
-    return 0
+
+def limit_text(name: str, limits: Limits) -> str:
+    return {"submission_seconds": f"--timeout {limits.submission_seconds:g} s",
+            "call_seconds": f"{limits.call_seconds:g} s per call",
+            "start_seconds": f"{limits.start_seconds:g} s to run the cells",
+            "memory_mb": f"{limits.memory_mb} MB of memory"}.get(name, name)

@@ -1,28 +1,32 @@
-"""``python -m autograder merge OUT... --out MERGED``: join the outputs of sharded grading runs.
+"""``python -m autograder merge FOLDER... --out OUT``: join the outputs of sharded grading runs.
 
-MERGED gets every ``<student>/<assignment>/`` folder and one grades.csv for all it holds. Results an
+OUT gets every ``<student>/<assignment>/`` folder and one grades.csv for all it holds. Results an
 older grader wrote as ``<student>/results.json`` are first moved into that layout, in place.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
+from autograder import arguments
 from autograder.results import RESULTS, LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder merge", description=__doc__)
-    p.add_argument("outputs", nargs="+", type=Path, help="output folders of `grade --shard K/N` runs")
-    p.add_argument("--out", type=Path, required=True, help="folder for the merged results and grades.csv")
+    p = arguments.Parser("merge", epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("outputs", nargs="+", type=Path, metavar="FOLDER",
+                   help="the --out folders of `grade --shard K/N` runs; a student in several: the last one's result")
+    p.add_argument("--out", type=arguments.folder, required=True,
+                   help="folder for the merged results and grades.csv; created with its parents (may be one of the "
+                        "FOLDERs)")
     args = p.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    copied: dict[Path, Path] = {}  # <student>/<assignment> -> the output it came from
-    for folder in [args.out, *args.outputs]:
+    for folder in args.outputs:
         if not folder.is_dir():
             p.error(f"{folder} is not a folder")
+    arguments.make_folder(p, args.out)
+    copied: dict[Path, Path] = {}  # <student>/<assignment> -> the output it came from
+    for folder in [args.out, *args.outputs]:
         try:
             for moved in upgrade_layout(folder):
                 print(moved, file=sys.stderr)

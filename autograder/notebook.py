@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ SKIP_TAG = "skip-in-grader"  # cells that load data, train or plot: the hidden s
 RUNS_CELL = {"time", "capture", "prun"}
 RUNS_LINE = {"time", "prun"}
 _IPYTHON = TransformerManager()
+DEFINITION = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)  # at a cell's top level
 
 
 @dataclass
@@ -27,9 +29,12 @@ class Submission:
     student: str
     assignment: str
     path: Path
-    cells: list[tuple[int, str]] = field(default_factory=list)
+    cells: list[tuple[int, str]] = field(default_factory=list)  # (position among the code cells, code to run)
     sha256: str = ""
     error: str = ""  # why the notebook cannot run; every test then fails with it
+    status: str = "graded"  # what grades.csv says: "unreadable" with an error, or the layout's refusal
+    labels: dict[int, str] = field(default_factory=dict)   # code cell position -> how Jupyter shows the cell
+    defined: dict[str, int] = field(default_factory=dict)  # a top-level function or class -> where it is defined
 
 
 def read_submission(path: Path, student: str, assignment: str) -> Submission:
@@ -37,22 +42,37 @@ def read_submission(path: Path, student: str, assignment: str) -> Submission:
     try:
         data = path.read_bytes()[:MAX_BYTES + 1]
     except OSError as error:
-        submission.error = f"the notebook could not be read: {error.strerror}"
-        return submission
+        return unreadable(submission, f"the notebook could not be read: {error.strerror}")
     submission.sha256 = hashlib.sha256(data).hexdigest()
     if len(data) > MAX_BYTES:
-        submission.error = f"the notebook is larger than {MAX_BYTES // 2**20} MB; clear its outputs and resubmit"
-    elif not data.strip():
-        submission.error = "the notebook file is empty"
-    else:
-        try:
-            notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
-        except Exception as error:  # nbformat raises several types for broken JSON or schema
-            submission.error = f"the file is not a valid Jupyter notebook ({type(error).__name__}: {error})"[:500]
-            return submission
-        submission.cells = [(index, runnable(cell.source)) for index, cell in enumerate(notebook.cells, 1)
-                            if cell.cell_type == "code" and not skipped(cell)]
+        return unreadable(submission, f"the notebook is larger than {MAX_BYTES // 2**20} MB; clear its outputs "
+                                      "and resubmit")
+    if not data.strip():
+        return unreadable(submission, "the notebook file is empty")
+    try:
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as error:  # nbformat raises several types for broken JSON or schema
+        return unreadable(submission, f"the file is not a valid Jupyter notebook ({type(error).__name__}: "
+                                      f"{error})"[:500])
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for position, cell in enumerate(code, 1):  # Jupyter numbers only what it runs: code cells
+        if not skipped(cell):
+            submission.cells.append((position, runnable(cell.source)))
+            submission.labels[position] = label(position, cell.source)
+            for name in DEFINITION.findall(cell.source):
+                submission.defined.setdefault(name, position)
     return submission
+
+
+def unreadable(submission: Submission, error: str) -> Submission:
+    submission.error, submission.status = error, "unreadable"
+    return submission
+
+
+def label(position: int, source: str) -> str:
+    """A code cell as a student finds it in Jupyter: its position among the code cells and its first line."""
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return f"code cell {position} (`{first[:80]}{'...' if len(first) > 80 else ''}`)"
 
 
 def prepare() -> None:

@@ -9,11 +9,12 @@ locally (student code as an unprivileged user).
 """
 from __future__ import annotations
 
-import argparse
 import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
+
+from autograder import SUITES, arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "gradescope"
@@ -50,19 +51,29 @@ def files(assignment: str) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder package", description=__doc__.splitlines()[0])
-    p.add_argument("assignment")
-    p.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    p = arguments.Parser("package", epilog=__doc__.split("\n\n", 1)[1] + "\nUpload the zip as the assignment's "
+                         "autograder (Ubuntu 22.04 or 24.04 base image) and set its\ntimeout above the grader's "
+                         "own 5 minutes per submission.")
+    p.add_argument("assignment", help="the assignment whose hidden suite the zip holds (a folder of autograder/suites)")
+    p.add_argument("--out", type=arguments.file("autograder.zip"), default=Path("autograder.zip"), metavar="ZIP",
+                   help="the zip file to write; its missing folders are created (default: %(default)s)")
     args = p.parse_args(argv)
-    if not (ROOT / "autograder" / "suites" / args.assignment).is_dir():
-        p.error(f"no hidden suite for {args.assignment!r}")
-    with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, path in files(args.assignment).items():
-            info = zipfile.ZipInfo.from_file(path, name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
-        archive.writestr("ASSIGNMENT", args.assignment + "\n")
-        for name, text in pins().items():
-            archive.writestr(name, text)
+    arguments.check_assignment(p, SUITES, args.assignment)
+    arguments.make_folder(p, args.out.parent)
+    try:
+        write_zip(args.out, args.assignment)
+    except OSError as error:
+        p.error(f"cannot write {args.out}: {error.strerror}")
     print(f"wrote {args.out} (Gradescope autograder for {args.assignment})")
     return 0
+
+
+def write_zip(path: Path, assignment: str) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, source in files(assignment).items():
+            info = zipfile.ZipInfo.from_file(source, name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, source.read_bytes())
+        archive.writestr("ASSIGNMENT", assignment + "\n")
+        for name, text in pins().items():
+            archive.writestr(name, text)

@@ -1,21 +1,26 @@
 """One results type for a graded submission, with every output format as a method.
 
 Results live in nbgrader's layout, one folder per student and assignment:
-``OUT/<student>/<assignment>/results.json`` (Gradescope's schema) and ``feedback.txt``, with one
-``OUT/grades.csv`` for every result in ``OUT``.
+``OUT/<student>/<assignment>/results.json`` (Gradescope's schema), ``feedback.txt`` and ``feedback.html``,
+with one ``OUT/grades.csv`` for every result in ``OUT``.
 """
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RESULTS, FEEDBACK = "results.json", "feedback.txt"
-CSV_FIELDS = ["student", "assignment", "score", "max_score", "tests_passed", "tests_failed", "execution_time"]
+RESULTS, FEEDBACK, FEEDBACK_HTML = "results.json", "feedback.txt", "feedback.html"
+CSV_FIELDS = ["student", "assignment", "score", "max_score", "status", "tests_passed", "tests_failed",
+              "execution_time"]
+GRADED = "graded"  # the status of a notebook the suite ran on; any other says why it could not be graded
 
 
 @dataclass
@@ -26,6 +31,7 @@ class TestResult:
     status: str                    # "passed", "failed" or "skipped"
     output: str = ""
     visibility: str = "visible"
+    extra_data: dict = field(default_factory=dict)  # "book": the book's section that teaches it (its suite says)
 
 
 @dataclass
@@ -34,9 +40,16 @@ class SubmissionResult:
     assignment: str
     tests: list[TestResult] = field(default_factory=list)
     execution_time: float = 0.0
-    output: str = ""               # notes for the student: cell errors, crashes, the notebook's output
+    output: str = ""               # notes for the student: warnings, crashes, the notebook's output
     notebook_sha256: str = ""
     suite_sha256: str = ""         # the hidden suite that graded it: a changed suite means a regrade
+    status: str = GRADED           # or why not: "unreadable", "several notebooks", "no notebook", "grader error"
+    notebook: str = ""             # the name of the file graded
+    causes: list[str] = field(default_factory=list)  # what kept the notebook from running as written (first)
+    device: str = ""               # the device and limits it was graded under: a change of either may regrade
+    limits: dict = field(default_factory=dict)
+    limits_hit: list[str] = field(default_factory=list)  # the fields of `limits` that stopped something
+    reruns: list[dict] = field(default_factory=list)  # tests run again ({"test", "reason"}): another took the GPU
 
     @property
     def graded(self) -> list[TestResult]:
@@ -51,17 +64,18 @@ class SubmissionResult:
         return round(sum(t.max_score for t in self.graded), 6)
 
     def to_gradescope_dict(self) -> dict:
-        """Gradescope's results.json; skipped tests (no GPU here) are listed in the output only."""
-        skipped = [t.name for t in self.tests if t.status == "skipped"]
-        output = self.output + ("\nSkipped on this machine: " + "; ".join(skipped) if skipped else "")
+        """Gradescope's results.json: its ``output`` (shown above the tests) says what the feedback says
+        outside the tests; skipped tests (no GPU here) are listed there and in ``extra_data`` only."""
         return {
             "score": self.score,
             "execution_time": round(self.execution_time, 3),
-            "output": output.strip(),
+            "output": "\n".join(self.causes_text() + self.closing_text()).strip(),
             "tests": [asdict(t) for t in self.graded],
-            "extra_data": {"student": self.student, "assignment": self.assignment,
-                           "max_score": self.max_score, "notebook_sha256": self.notebook_sha256,
-                           "suite_sha256": self.suite_sha256,
+            "extra_data": {"student": self.student, "assignment": self.assignment, "status": self.status,
+                           "notebook": self.notebook, "max_score": self.max_score,
+                           "notebook_sha256": self.notebook_sha256, "suite_sha256": self.suite_sha256,
+                           "device": self.device, "limits": self.limits, "limits_hit": self.limits_hit,
+                           "causes": self.causes, "notes": self.output, "reruns": self.reruns,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -70,32 +84,91 @@ class SubmissionResult:
         extra = data.get("extra_data", {})
         tests = [TestResult(**t) for t in data["tests"]] + [TestResult(**t) for t in extra.get("skipped", [])]
         return cls(student=extra["student"], assignment=extra["assignment"], tests=tests,
-                   execution_time=data.get("execution_time", 0.0), output=data.get("output", ""),
-                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""))
+                   execution_time=data.get("execution_time", 0.0), output=extra.get("notes", data.get("output", "")),
+                   notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""),
+                   status=extra.get("status", GRADED), notebook=extra.get("notebook", ""),
+                   causes=extra.get("causes", []), device=extra.get("device", ""), limits=extra.get("limits", {}),
+                   limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,
-                "max_score": self.max_score, "tests_passed": sum(t.status == "passed" for t in self.tests),
+                "max_score": self.max_score, "status": self.status,
+                "tests_passed": sum(t.status == "passed" for t in self.tests),
                 "tests_failed": sum(t.status == "failed" for t in self.tests),
                 "execution_time": round(self.execution_time, 2)}
 
     def feedback_text(self) -> str:
-        """What the student reads: the score, then each test with what went wrong."""
-        lines = [f"{self.assignment} — {self.student}", f"Score: {self.score:g} / {self.max_score:g}", ""]
-        for test in self.tests:
-            mark = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[test.status]
+        """What the student reads: the file and the score, what kept the notebook from running as written,
+        then each test in the notebook's order with what went wrong, then what was not run here."""
+        lines = [f"{self.assignment} — {self.student}"]
+        lines += [f"Graded file: {self.notebook}"] if self.notebook else []
+        lines += [f"Score: {self.score:g} / {self.max_score:g}", ""] + self.causes_text()
+        for test in self.graded:
+            mark = {"passed": "PASS", "failed": "FAIL"}[test.status]
             lines.append(f"[{mark}] {test.name} ({test.score:g}/{test.max_score:g})")
-            lines.extend("    " + line for line in test.output.splitlines() if test.status != "passed")
-        if self.output:
-            lines += ["", "Notes:", self.output]
-        return "\n".join(lines) + "\n"
+            if test.output not in self.causes:  # a cause is said once, above; a passed test's: what it measured
+                lines.extend("    " + line for line in test.output.splitlines())
+        return "\n".join(lines + [""] + self.closing_text()).rstrip() + "\n"
+
+    def causes_text(self) -> list[str]:
+        if not self.causes:
+            return []
+        heading = (f"Not graded ({self.status}):" if self.status != GRADED else
+                   "Your notebook did not run as written (the failed tests below follow from this):")
+        return [heading, *("    " + line for cause in self.causes for line in cause.splitlines()), ""]
+
+    def closing_text(self) -> list[str]:
+        """One line per reason tests were not run here (they do not count), then the notes."""
+        lines = []
+        for reason in dict.fromkeys(t.output for t in self.tests if t.status == "skipped"):
+            names = [t.name for t in self.tests if t.status == "skipped" and t.output == reason]
+            lines.append(f"Skipped on this machine, not counted ({reason}): {'; '.join(names)}")
+        return lines + (["", "Notes:", self.output] if self.output else [])
+
+    def feedback_html(self, book_url: str | None = None) -> str:
+        """What :meth:`feedback_text` says, as a page: each failed test with what it called, what was expected
+        and what came back, and a link to the section of the book (published at ``book_url``) that teaches it.
+        It holds the tests' names and messages only, never a hidden test's source."""
+        book_url = published_book() if book_url is None else book_url
+        rows, sections = [], []
+        for number, test in enumerate(self.graded, 1):
+            name = html.escape(test.name)
+            if test.status == "failed" and test.output in self.causes:
+                detail = '<a href="#causes">the cause above</a>'
+            elif test.status == "failed":
+                detail = f'<a href="#test-{number}">what went wrong</a>'
+                sections.append(f'<section aria-labelledby="test-{number}">\n<h3 id="test-{number}">{name}</h3>\n'
+                                f'{explained(test.output)}{book_link(test, book_url)}</section>')
+            else:
+                detail = html.escape(test.output)
+            rows.append(f'<tr><th scope="row">{name}</th><td class="{test.status}">{test.status}</td>'
+                        f'<td>{test.score:g} / {test.max_score:g}</td><td>{detail}</td></tr>')
+        title = html.escape(f"{self.assignment}: feedback for {self.student}")
+        body = [f"<h1>{title}</h1>"] + ([f"<p>Graded file: {html.escape(self.notebook)}</p>"] if self.notebook else [])
+        body.append(f"<p>Score: <strong>{self.score:g} / {self.max_score:g}</strong> "
+                    f"({sum(t.status == 'passed' for t in self.graded)} of {len(self.graded)} tests passed)</p>")
+        if self.causes:
+            heading, *causes = self.causes_text()
+            body += [f'<h2 id="causes">{html.escape(heading.rstrip(":"))}</h2>',
+                     f"<pre>{html.escape(chr(10).join(causes).rstrip())}</pre>"]
+        body += ["<h2>Tests</h2>", '<table>\n<thead><tr><th scope="col">Test</th><th scope="col">Result</th>'
+                 '<th scope="col">Points</th><th scope="col">Details</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
+                 + "\n</tbody>\n</table>"]
+        if sections:
+            body += ["<h2>What went wrong</h2>", *sections]
+        if self.closing_text():
+            body += ["<h2>Not counted here, and notes</h2>",
+                     f"<pre>{html.escape(chr(10).join(self.closing_text()).strip())}</pre>"]
+        return page(title, "\n".join(body))
 
     def write(self, out: Path) -> None:
-        """``results.json`` and ``feedback.txt`` in ``out/<student>/<assignment>/``, each replaced atomically."""
+        """``results.json``, ``feedback.txt`` and ``feedback.html`` in ``out/<student>/<assignment>/``, each
+        replaced atomically."""
         folder = result_folder(out, self.student, self.assignment)
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / RESULTS, json.dumps(self.to_gradescope_dict(), indent=2, ensure_ascii=False))
         write_atomic(folder / FEEDBACK, self.feedback_text())
+        write_atomic(folder / FEEDBACK_HTML, self.feedback_html())
 
     @classmethod
     def read(cls, path: Path) -> "SubmissionResult":
@@ -104,6 +177,12 @@ class SubmissionResult:
 
 class LayoutError(RuntimeError):
     """An output folder whose results cannot be read without losing one."""
+
+
+def in_notebook_order(tests: list[TestResult], defined: dict[str, int]) -> list[TestResult]:
+    """``tests`` in the order the notebook defines what they test (the name before a test's colon, such as
+    ``corr2d: padding 1``), each function's tests in the suite's order; tests of names it lacks come last."""
+    return sorted(tests, key=lambda test: defined.get(test.name.split(":")[0].split(".")[0].strip(), math.inf))
 
 
 def result_folder(out: Path, student: str, assignment: str) -> Path:
@@ -133,7 +212,7 @@ def upgrade_layout(out: Path) -> list[str]:
             raise LayoutError(f"{path} (an older grader's layout) and {target / RESULTS} both hold "
                               f"{result.student}'s {result.assignment} results; delete the one you do not want")
         target.mkdir(parents=True, exist_ok=True)
-        for name in (RESULTS, FEEDBACK):
+        for name in (RESULTS, FEEDBACK, FEEDBACK_HTML):
             if (path.parent / name).exists():
                 os.replace(path.parent / name, target / name)
         moved.append(f"moved {path} to {target}/ (nbgrader's <student>/<assignment>/ layout)")
@@ -147,6 +226,58 @@ def grades_csv(results: list[SubmissionResult]) -> str:
     for result in sorted(results, key=lambda r: (r.assignment, r.student)):
         writer.writerow(result.csv_row())
     return buffer.getvalue()
+
+
+def published_book(config: Path = Path(__file__).resolve().parent.parent / "_config.yml") -> str:
+    """Where the course book is published: ``$COURSE_BOOK_URL``, else the GitHub Pages address of the checkout's
+    ``repository: url`` (``_config.yml``), else "" (feedback then names the book's sections without links)."""
+    if os.environ.get("COURSE_BOOK_URL"):
+        return os.environ["COURSE_BOOK_URL"].rstrip("/")
+    try:
+        text = config.read_text()
+    except OSError:
+        return ""
+    found = re.search(r"^repository:\s*$(?:\n[ \t]+.*$)*?\n[ \t]+url:\s*https://github\.com/([\w.-]+)/([\w.-]+?)"
+                      r"(?:\.git)?/?\s*$", text, re.MULTILINE)
+    return f"https://{found[1]}.github.io/{found[2]}" if found else ""
+
+
+def explained(message: str) -> str:
+    """A failure message (``call: why``, ``expected: ...``, ``got: ...``: autograder/expect.py) as a list."""
+    head, _, rest = message.partition("\nexpected: ")
+    expected, _, got = rest.partition("\ngot: ")
+    if not rest:
+        head, _, got = message.partition("\ngot: ")
+    parts = [("What was called", head), ("What was expected", expected), ("What came back", got)]
+    return "<dl>\n" + "".join(f"<dt>{label}</dt><dd><pre>{html.escape(text)}</pre></dd>\n"
+                               for label, text in parts if text) + "</dl>\n"
+
+
+def book_link(test: TestResult, book_url: str) -> str:
+    """Where the book teaches what ``test`` checks (its suite's ``book`` marker), as a sentence."""
+    book = test.extra_data.get("book")
+    if not isinstance(book, dict):
+        return ""
+    where = f"“{html.escape(str(book.get('section')))}”, chapter {html.escape(str(book.get('chapter')))}"
+    if book_url:
+        where = f'<a href="{html.escape(book_url)}/{html.escape(str(book.get("path")))}">{where}</a>'
+    return f"<p>The book explains this: {where}.</p>\n"
+
+
+STYLE = """body { font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; margin: 2rem auto;
+max-width: 60rem; padding: 0 1rem; line-height: 1.5 }
+table { border-collapse: collapse; width: 100% } th, td { border: 1px solid #767676; padding: .3rem .5rem;
+text-align: left; vertical-align: top } thead th { background: #f0f0f0 }
+.passed { color: #1a6b2f } .failed { color: #a4161a; font-weight: bold } .skipped { color: #595959 }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: .5rem; margin: 0 } a { color: #0b57d0 }
+dt { font-weight: bold } img { max-width: 100% }"""
+
+
+def page(title: str, body: str) -> str:
+    """A complete, self-contained HTML page (no script, no request to any server)."""
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{title}</title>\n'
+            f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
 
 
 def write_atomic(path: Path, text: str) -> None:

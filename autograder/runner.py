@@ -6,9 +6,11 @@ still-clean state, and only then imports the hidden suite and runs it under pyte
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -19,15 +21,19 @@ from pathlib import Path
 import _pytest.config
 import pytest
 
-from autograder import notebook
+from autograder import SUITES, notebook
 from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
-from autograder.results import RESULTS, SubmissionResult, result_folder
+from autograder.results import GRADED as GRADED_STATUS
+from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
 from autograder.sandbox import Limits, Sandbox, reachable
 from autograder.sandbox.confine import readable_paths, sandbox_uid
+from autograder.submissions import Refusal
 
-SUITES = Path(__file__).resolve().parent / "suites"
-GRADED, SKIPPED, FAILED = 0, 3, 4  # exit codes of a grading fork
+# Exit codes of a grading fork: graded, unchanged since its result, a result saying why it could not be
+# graded (the notebook or the layout's fault), the grader failed (its message is the reason).
+GRADED, SKIPPED, NOT_GRADED, FAILED = 0, 3, 5, 4
+CELL_ERROR = re.compile(r"^cell (\d+): ")  # how the sandbox reports a code cell that raised
 
 
 class GraderError(RuntimeError):
@@ -45,6 +51,12 @@ class Job:
     limits: Limits = Limits()
     force: bool = False
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
+    refusal: Refusal | None = None  # why the layout gives no notebook to grade (a result says so)
+    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.gpu_watch`)
+
+    @property
+    def graded_file(self) -> str:
+        return "" if self.refusal else self.notebook.name
 
 
 def prepare() -> None:
@@ -83,27 +95,57 @@ def suite_sha256(suites: Path, assignment: str) -> str:
 
 
 def grade(job: Job, submission: Submission) -> SubmissionResult:
+    """Run the hidden suite against ``submission``. On CUDA, the tests that need the GPU get a CUDA sandbox of
+    their own, started in the background while the others run in a CPU sandbox: CUDA costs only what it is used for."""
     started = time.monotonic()
-    sandbox = Sandbox(submission.cells, device=job.device, limits=job.limits, load_error=submission.error)
+    sandbox = Sandbox(submission.cells, limits=job.limits, load_error=submission.error)
+    gpu = None
+    if job.device == "cuda":
+        gpu = Sandbox(submission.cells, device="cuda", limits=job.limits, load_error=submission.error,
+                      watch=Path(job.gpu_watch) if job.gpu_watch else None, hung=sandbox.hung)
     if not submission.error:
         sandbox.start()
-    plugin = GradingPlugin(sandbox, job.device)
+        if gpu:
+            gpu.start(wait=False)
+    plugin = GradingPlugin(sandbox, job.device, gpu)
     suite = job.suites / job.assignment
     args = [str(suite), "-c", str(job.suites / "pytest.ini"), "--rootdir", str(job.suites)]
     # No terminal reporter and no gc.collect() rounds at exit: with torch loaded they cost more than the
     # tests themselves (outcomes reach the plugin all the same).
     code = pytest.main([*args, "-p", "no:terminal", "-p", "no:unraisableexception", "-p", "no:threadexception"],
                        plugins=[plugin])
-    sandbox.close()
+    boxes = [sandbox, gpu] if gpu else [sandbox]
+    for box in boxes:
+        box.close()
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
         raise GraderError(f"the hidden suite {suite} did not run (pytest exit code {int(code)}):\n"
                           f"{collection_report(args)[-3000:]}")
-    notes = [submission.error] if submission.error else sandbox.notes
+    causes, notes = causes_and_notes(submission, boxes)
     output = "\n".join(notes)
     if sandbox.output.strip():
         output += "\n\nYour notebook printed:\n" + sandbox.output
-    return SubmissionResult(job.student, job.assignment, plugin.results, time.monotonic() - started,
-                            output.strip(), submission.sha256, job.suite_sha256)
+    if gpu and gpu.output.strip() and gpu.output != sandbox.output:
+        output += "\n\nIn the tests on the GPU, it printed:\n" + gpu.output
+    return SubmissionResult(job.student, job.assignment, in_notebook_order(plugin.results, submission.defined),
+                            time.monotonic() - started, output.strip(), submission.sha256, job.suite_sha256,
+                            submission.status, job.graded_file, causes, job.device,
+                            dataclasses.asdict(job.limits), sorted(set().union(*(box.limits_hit for box in boxes))),
+                            plugin.reruns)
+
+
+def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list[str], list[str]]:
+    """What kept the notebook from running as written (an unreadable file, a sandbox stopped, the code
+    cells that raised, each named as Jupyter shows it), and the other notes (warnings, crashes)."""
+    if submission.error:
+        return [submission.error], []
+    causes, notes = list(dict.fromkeys(box.broken for box in boxes if box.broken)), []
+    for note in dict.fromkeys(note for box in boxes for note in box.notes):
+        cell = CELL_ERROR.match(note)
+        if cell and int(cell[1]) in submission.labels:
+            causes.append(f"{submission.labels[int(cell[1])]} raised:\n{note[cell.end():]}")
+        elif note not in causes:
+            notes.append(note)
+    return causes, notes
 
 
 def collection_report(args: list[str]) -> str:
@@ -123,28 +165,45 @@ def collection_report(args: list[str]) -> str:
 
 
 def already_graded(job: Job, submission: Submission) -> bool:
-    """A result exists for this very notebook graded by this very suite (same SHA-256s), and no --force."""
+    """No --force, and grading again could not change the result there is: it graded this very notebook
+    with this very suite (same SHA-256s) on this device, no limit is lower now, and those it hit are the same."""
     path = result_folder(job.out, job.student, job.assignment) / RESULTS
-    if job.force or not path.exists():
+    if job.force or not path.exists() or submission.error:
         return False
     previous = SubmissionResult.read(path)
-    return (previous.notebook_sha256, previous.suite_sha256) == (submission.sha256, job.suite_sha256)
+    same_limits = all(name in previous.limits and (value == previous.limits[name] if name in previous.limits_hit
+                                                   else value >= previous.limits[name])
+                      for name, value in dataclasses.asdict(job.limits).items())
+    return (previous.status == GRADED_STATUS and previous.device == job.device and same_limits
+            and (previous.notebook_sha256, previous.suite_sha256) == (submission.sha256, job.suite_sha256))
+
+
+def submission_of(job: Job) -> Submission:
+    if job.refusal:
+        return Submission(job.student, job.assignment, job.notebook, error=job.refusal.reason,
+                          status=job.refusal.status)
+    return read_submission(job.notebook, job.student, job.assignment)
 
 
 def grade_in_fork(job: Job) -> tuple[str, int, str]:
-    """Grade ``job`` in a forked process; returns (student, exit code, error message)."""
+    """Grade ``job`` in a forked process; returns (student, exit code, message): the limits hit when graded,
+    ``status: reason`` when not graded, the error when the grader failed."""
     read_error, write_error = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_error)
         code = FAILED
         try:
-            submission = read_submission(job.notebook, job.student, job.assignment)
+            submission = submission_of(job)
             if already_graded(job, submission):
                 code = SKIPPED
             else:
-                grade(job, submission).write(job.out)
-                code = GRADED
+                result = grade(job, submission)
+                result.write(job.out)
+                graded = result.status == GRADED_STATUS
+                message = ", ".join(result.limits_hit) if graded else f"{result.status}: {result.causes[0]}"
+                os.write(write_error, message.encode()[:8000])
+                code = GRADED if graded else NOT_GRADED
         except BaseException as error:  # noqa: BLE001 - reported to the parent, never lost
             os.write(write_error, f"{type(error).__name__}: {error}".encode()[:8000])
         finally:
@@ -161,11 +220,14 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
     with os.fdopen(read_error, "rb") as pipe:
         message = pipe.read().decode("utf-8", "replace")
     code = os.waitstatus_to_exitcode(status[1])
-    return (job.student, code, message) if code in (GRADED, SKIPPED) else failed(job, message or f"status {code}")
+    if code in (GRADED, SKIPPED, NOT_GRADED):
+        return job.student, code, message
+    return failed(job, message or f"status {code}")
 
 
 def failed(job: Job, message: str) -> tuple[str, int, str]:
     """Record a submission the grader could not grade, so it is never silently missing."""
-    SubmissionResult(job.student, job.assignment, output=f"This submission could not be graded: {message}. "
-                     "Your instructor has been told.", suite_sha256=job.suite_sha256).write(job.out)
+    SubmissionResult(job.student, job.assignment, suite_sha256=job.suite_sha256, status="grader error",
+                     notebook=job.graded_file, device=job.device,
+                     causes=[f"the grader failed ({message}); your instructor has been told"]).write(job.out)
     return job.student, FAILED, message

@@ -83,7 +83,7 @@ def test_reported_numbers_are_not_believed(graded):
     liar = result(graded, "cnn_vs_fc", "liar")
     failed = {t.name.split(":")[0] for t in liar.tests if t.status == "failed"}
     assert [t for t in liar.tests if "accuracy" in t.name and t.status == "failed"] and failed == {
-        "ConvNet", "FCNet", "train_one_epoch", "evaluate"}, liar.feedback_text()
+        "ConvNet", "FCNet", "DesignNet", "train_one_epoch", "evaluate"}, liar.feedback_text()
 
 
 def grades(out: Path) -> dict[tuple[str, str], float]:
@@ -105,7 +105,7 @@ def test_grades_csv_lists_every_assignment_and_feedback(graded):
 
 def test_test_names_say_what_they_grade(graded):
     api = {"corr2d", "conv_output_shape", "corr2d_multi_in_out", "pool2d", "Conv2D", "ConvNet", "FCNet",
-           "train_one_epoch", "evaluate"}
+           "DesignNet", "train_one_epoch", "evaluate"}
     names = [t.name for a in ASSIGNMENTS for t in result(graded, a, "solved").tests]
     assert all(name.split(":")[0] in api for name in names), names
     assert api == {name.split(":")[0] for name in names}

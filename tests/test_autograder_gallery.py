@@ -2,27 +2,35 @@
 
 One real grading run (`python -m autograder grade`, 2 workers) grades every gallery entry
 beside an honest student; each test below checks one defence from the security model.
+On a CUDA grader, the entries that hog the GPU (``gpu_*``) are graded in parallel with honest
+students on one GPU (4 workers): the hogs lose the hogging tests, the honest students nothing.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
+from autograder.gpu_watch import nvidia_driver_loaded
 from autograder.results import SubmissionResult
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY = ROOT / "tests" / "gallery"
 SOLUTION = ROOT / "solutions" / "conv_basics" / "conv_basics.ipynb"
 SUITE_FILE = ROOT / "autograder" / "suites" / "conv_basics" / "test_corr2d.py"
-ENTRIES = sorted(p.stem for p in GALLERY.iterdir() if p.suffix in (".py", ".ipynb"))
+ALL_ENTRIES = sorted(p.stem for p in GALLERY.iterdir() if p.suffix in (".py", ".ipynb"))
+GPU_ENTRIES = [e for e in ALL_ENTRIES if e.startswith("gpu_")]
+ENTRIES = [e for e in ALL_ENTRIES if e not in GPU_ENTRIES]
 DEVICE = os.environ.get("GRADER_DEVICE", "auto")  # `make gpu-check` grades the gallery with cuda
+CUDA_TESTS = ("corr2d: a CUDA input", "pool2d: a CUDA input")  # the suite's CUDA tests, in the order they run
 
 
 def hostile_notebook(source: str) -> nbformat.NotebookNode:
@@ -37,13 +45,12 @@ def tree_digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Grade the gallery and an honest student; returns (results by student, out folder, submitted, digests)."""
-    base = tmp_path_factory.mktemp("gallery")
+def grade_class(base: Path, students: list[str], workers: int, device: str):
+    """Grade gallery entries (an honest student where no entry has the name); returns (results by student,
+    out folder, submitted, digests)."""
     submitted, out = base / "submitted", base / "out"
     places = {"{SUITE_FILE}": str(SUITE_FILE), "{SUBMITTED}": str(submitted), "{OUT}": str(out)}
-    for student in ["honest", *ENTRIES]:
+    for student in students:
         folder = submitted / student / "conv_basics"
         folder.mkdir(parents=True)
         target = folder / "conv_basics.ipynb"
@@ -59,11 +66,21 @@ def graded(tmp_path_factory):
             nbformat.write(hostile_notebook(source), target)
     before = tree_digest(submitted)
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", "conv_basics", str(submitted), "--out",
-                          str(out), "--workers", "2", "--timeout", "60", "--device", DEVICE],
+                          str(out), "--workers", str(workers), "--timeout", "60", "--device", device],
                          capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0 and "could not grade" not in run.stderr, run.stderr[-3000:]
+    # Exit status 1: the unreadable notebooks could not be graded (each still gets a result saying why).
+    unreadable = {"empty", "invalid_json"} & set(students)
+    not_graded = set(re.findall(r"^  (\w+): unreadable: ", run.stdout.split(f"could not grade {len(unreadable)}:")[-1],
+                                re.MULTILINE))
+    assert run.returncode == (1 if unreadable else 0) and not_graded == unreadable, run.stdout + run.stderr[-3000:]
     results = {p.parent.parent.name: SubmissionResult.read(p) for p in out.glob("*/conv_basics/results.json")}
     return results, out, submitted, before
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The gallery and an honest student, graded together."""
+    return grade_class(tmp_path_factory.mktemp("gallery"), ["honest", *ENTRIES], 2, DEVICE)
 
 
 def graded_tests(result: SubmissionResult, function: str):
@@ -100,14 +117,17 @@ def test_missing_function(graded):
                                                     ("import_error", "conv_output_shape", "ModuleNotFoundError")])
 def test_broken_cell_is_explained(graded, entry, function, error):
     result = graded[0][entry]
-    assert error in result.output
+    code = [c.source for c in hostile_notebook((GALLERY / f"{entry}.py").read_text()).cells if c.cell_type == "code"]
+    first_line = code[-1].splitlines()[0]  # the entry's last cell is the one that fails, named as Jupyter shows it
+    assert len(result.causes) == 1 and result.causes[0].startswith(f"code cell {len(code)} (`{first_line}`)")
+    assert error in result.causes[0]
     assert all(t.score == 0 and f"does not define `{function}`" in t.output for t in graded_tests(result, function))
     assert all(t.status == "passed" for t in graded_tests(result, "corr2d"))
 
 
 def test_exit_calls(graded):
     result = graded[0]["exit_calls"]
-    assert "SystemExit: leaving early" in result.output
+    assert any("SystemExit: leaving early" in cause for cause in result.causes)
     assert all("exited with status 0" in t.output for t in graded_tests(result, "pool2d"))
     assert all(t.status == "passed" for t in graded_tests(result, "corr2d"))
 
@@ -115,8 +135,7 @@ def test_exit_calls(graded):
 @pytest.mark.parametrize("entry, function, message", [("killed", "corr2d_multi_in_out", "sigkill"),
                                                       ("infinite_loop", "conv_output_shape", "time limit"),
                                                       ("fork_bomb", "conv_output_shape", "time limit"),
-                                                      ("memory_hog", "corr2d_multi_in_out", "memory"),
-                                                      ("gpu_memory_hog", "corr2d_multi_in_out", "memory")])
+                                                      ("memory_hog", "corr2d_multi_in_out", "memory")])
 def test_runaway_function_fails_alone(graded, entry, function, message):
     result = graded[0][entry]
     failed = graded_tests(result, function)
@@ -126,14 +145,14 @@ def test_runaway_function_fails_alone(graded, entry, function, message):
 
 def test_no_sandbox_process_survives(graded):
     """The escaped daemon and the fork bomb's children are gone: no process of a sandbox uid outlives the grading
-    process that owned that uid (``sandbox_uid``: 100,000 + its pid). Sandboxes whose grading process is alive
-    belong to another grading run on this machine."""
+    process that owned that uid (``sandbox_uid``: 100,000 + its pid, + 2**22 for a CUDA sandbox). Sandboxes whose
+    grading process is alive belong to another grading run on this machine."""
     leftovers = []
     for entry in Path("/proc").iterdir():
         try:
             alive = entry.name.isdigit() and (entry / "stat").read_text().split(") ")[1][0] != "Z"
             uid = entry.stat().st_uid
-            if alive and uid >= 100_000 and not Path(f"/proc/{uid - 100_000}").exists():
+            if alive and uid >= 100_000 and not Path(f"/proc/{(uid - 100_000) % 2**22}").exists():
                 leftovers.append(f"{entry.name} (uid {uid})")
         except OSError:
             pass
@@ -177,3 +196,51 @@ def test_results_are_gradescope_json(graded):
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
         assert ":" in test["name"]
     assert (out / "honest" / "conv_basics" / "feedback.txt").read_text().startswith("conv_basics")
+
+
+# -- one GPU shared by a class ------------------------------------------------------------------------------
+HONEST = [f"honest_{n}" for n in range(1, 6)]
+
+
+@pytest.fixture(scope="module")
+def gpu_graded(tmp_path_factory):
+    """The GPU hogs and five honest students graded in parallel (4 workers) on one GPU: results by student."""
+    if DEVICE != "cuda" and (torch.version.cuda is None or not nvidia_driver_loaded()):
+        pytest.skip("no NVIDIA driver or no CUDA build of torch here: the GPU gallery needs a CUDA grader "
+                    "(`make gpu-check` runs it)")
+    return grade_class(tmp_path_factory.mktemp("gpu_gallery"), [*GPU_ENTRIES, *HONEST], 4, "cuda")[0]
+
+
+def cuda_tests(result: SubmissionResult):
+    return [next(t for t in result.tests if t.name.startswith(prefix)) for prefix in CUDA_TESTS]
+
+
+def other_tests(result: SubmissionResult):
+    return [t for t in result.tests if not t.name.startswith(CUDA_TESTS)]
+
+
+def test_gpu_honest_students_lose_nothing(gpu_graded):
+    """Whatever the hogs did meanwhile (a test that ran out of memory because of one is run again)."""
+    for student in HONEST:
+        result = gpu_graded[student]
+        assert result.score == result.max_score and all(t.status == "passed" for t in cuda_tests(result)), (
+            result.feedback_text())
+        assert all("another submission's sandbox held" in r["reason"] for r in result.reruns), result.reruns
+
+
+@pytest.mark.parametrize("entry", ["gpu_fraction_lift", "gpu_raw_malloc"])
+def test_gpu_hog_past_its_share_is_stopped(gpu_graded, entry):
+    result = gpu_graded[entry]
+    hogging, later = cuda_tests(result)
+    assert hogging.score == 0 and "GiB of GPU memory, more than its share of" in hogging.output, hogging
+    assert later.score == 0 and "not run: in an earlier test the notebook's process held" in later.output, later
+    assert all(t.status == "passed" for t in other_tests(result)), result.feedback_text()
+
+
+def test_gpu_share_refused_by_pytorch_says_so(gpu_graded):
+    """The allocator refuses past the share: a clean out-of-memory error (not NVML's internal assert), in GiB."""
+    result = gpu_graded["gpu_memory_hog"]
+    hogging, later = cuda_tests(result)
+    assert hogging.score == 0 and "OutOfMemoryError" in hogging.output, hogging
+    assert "Your code ran out of its share of GPU memory: " in hogging.output and " GiB (of the GPU's" in hogging.output
+    assert later.status == "passed" and all(t.status == "passed" for t in other_tests(result)), result.feedback_text()

@@ -46,6 +46,7 @@ API = {
         "train_one_epoch": [("model", NO_DEFAULT), ("loader", NO_DEFAULT), ("optimizer", NO_DEFAULT),
                             ("criterion", NO_DEFAULT), ("device", "cpu")],
         "evaluate": [("model", NO_DEFAULT), ("loader", NO_DEFAULT), ("criterion", NO_DEFAULT), ("device", "cpu")],
+        "DesignNet": [],
     },
 }
 
@@ -235,13 +236,14 @@ def test_solutions_run_top_to_bottom(runs, assignment):
 
 
 @pytest.mark.slow
-def test_cnn_vs_fc_trains_both_nets_in_under_a_minute(runs):
+def test_cnn_vs_fc_trains_the_three_nets_in_under_a_minute(runs):
     notebook = runs["execute", "solutions", "cnn_vs_fc"]
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.outputs if output.output_type == "stream")
-    accuracy = dict(re.findall(r"(ConvNet|FCNet): [\d,]+ parameters, test accuracy ([\d.]+)%", printed))
-    assert set(accuracy) == {"ConvNet", "FCNet"}, printed
+    accuracy = dict(re.findall(r"(\w+Net): [\d,]+ parameters, [\d,]+ multiply-adds, test accuracy ([\d.]+)%", printed))
+    assert set(accuracy) == {"ConvNet", "FCNet", "DesignNet"}, printed
     assert float(accuracy["ConvNet"]) > 90 and float(accuracy["FCNet"]) > 85, accuracy
+    assert float(accuracy["DesignNet"]) >= 96.5, f"the solution's design must reach the top step: {accuracy}"
     # Measured alone on the course's 2-core reference machine: about 30 s. Here it shares the CPU with the other
     # notebooks of this module (and whatever else runs), so the bound is a regression guard, not the promise.
     total = sum(cell_seconds(cell) for cell in notebook.cells if cell.cell_type == "code")
@@ -368,6 +370,24 @@ def test_grader_runs_only_quick_cells(runs, assignment):
         assert any("datasets.MNIST" in source for source in tagged_sources)
         assert any("train_one_epoch(" in source for source in tagged_sources)
         assert any("plt." in source for source in tagged_sources)
+
+
+def test_design_spec_lists_what_the_grader_rebuilds():
+    """DesignNet's spec names every layer, function and tensor method the hidden suite rebuilds, and no other."""
+    sys.path.insert(0, str(ROOT / "autograder" / "suites" / "cnn_vs_fc"))
+    try:
+        import design
+        import layers
+    finally:
+        sys.path.pop(0)
+    text = "\n".join(cell.source for cell in read(solution_path("cnn_vs_fc")).cells if cell.cell_type == "markdown")
+    spec = text[text.index("## 5. A ConvNet of your own"):text.index("## 6.")]
+    named = set(re.findall(r"`((?:nn|F|torch)\.\w+|\.\w+)`", spec))
+    functional = ("torch.nn.functional.", "torch._C._nn.")  # F.avg_pool2d and F.gelu are torch._C._nn's
+    functions = {("F." if name.startswith(functional) else "torch.") + name.rsplit(".", 1)[1]
+                 for name in design.FUNCTIONS if name.startswith("torch")}
+    expected = {f"nn.{name}" for name in layers.BUILDABLE} | functions | {f".{name}" for name in design.METHODS}
+    assert named - {"torch.fx", "torch.optim"} == expected | {"nn.Sequential", "nn.ModuleList"}
 
 
 def test_cnn_vs_fc_reads_the_sample_shipped_beside_it():

@@ -1,9 +1,10 @@
 """Cells are read as Jupyter reads them (IPython's own transformer), then run in a real sandbox."""
 from __future__ import annotations
 
+import nbformat
 import pytest
 
-from autograder.notebook import runnable
+from autograder.notebook import read_submission, runnable
 from autograder.sandbox import Sandbox
 
 UNTOUCHED = {
@@ -41,3 +42,20 @@ def test_notebook_with_magics_runs_in_the_sandbox():
         assert sandbox.run("result = (half, files)") == (pytest.approx(1.5708, abs=1e-4), [])
     finally:
         sandbox.close()
+
+
+def test_cells_are_numbered_as_jupyter_shows_them(tmp_path):
+    """Code cells count among code cells only (markdown is not numbered), skipped ones included, so a
+    message names the cell a student finds; what each top-level def or class defines is located, even in a
+    cell that does not parse."""
+    cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("import math"),
+             nbformat.v4.new_markdown_cell("Write `area`."), nbformat.v4.new_code_cell("assert area(1) > 3"),
+             nbformat.v4.new_code_cell("\n%%time\ndef area(r):\n    return math.pi * r ** 2\nclass Circle:\n    pass"),
+             nbformat.v4.new_code_cell("def broken(x)\n    return x")]
+    cells[3].metadata["nbgrader"] = {"grade": True, "solution": False}  # a visible test: not run, still counted
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "n.ipynb")
+    submission = read_submission(tmp_path / "n.ipynb", "alice", "a")
+    assert [position for position, _ in submission.cells] == [1, 3, 4]
+    assert submission.labels[3] == "code cell 3 (`%%time`)"
+    assert submission.labels[4] == "code cell 4 (`def broken(x)`)"
+    assert submission.defined == {"area": 3, "Circle": 3, "broken": 4}

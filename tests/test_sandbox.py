@@ -71,6 +71,7 @@ def test_channel_deadline():
 
 CELLS = [(1, "import os\ndef read(path):\n    return open(path).read()[:20]\n"
              "def whoami():\n    return (os.getuid(), os.getcwd())\n"
+             "def visible_gpus():\n    return os.environ.get('CUDA_VISIBLE_DEVICES')\n"
              "def connect(port):\n    import socket\n    socket.socket().connect((b'127.0.0.1', port))\n"
              "    return 'connected'\n")]
 
@@ -104,3 +105,8 @@ def test_sandbox_cannot_open_tcp_connections(sandbox):
 def test_sandbox_runs_as_private_user_in_private_folder(sandbox):
     uid, cwd = sandbox.call("whoami")
     assert uid >= 100_000 and cwd.startswith("/tmp/sandbox-")
+
+
+def test_a_cpu_sandbox_sees_no_gpu(sandbox):
+    """On a GPU machine a CPU sandbox could otherwise take GPU memory that no watcher counts."""
+    assert sandbox.call("visible_gpus") == ""

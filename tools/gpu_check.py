@@ -1,11 +1,16 @@
 """``make gpu-check``: run every CUDA path of the course once on a GPU machine, one summary line per check.
 
-1. ``grade`` the solutions and the untouched exercises of both assignments with ``--device cuda``:
-   full marks with every CUDA-only test run and passed, and 0. The same notebooks graded with
-   ``--device cpu`` name the CUDA-only tests (skipped there) and give the CPU time per submission.
-2. The hostile gallery (``tests/test_autograder_gallery.py``) graded with ``--device cuda``: the same
-   defences as on the CPU, a GPU memory hog included, and no GPU memory left held afterwards.
-3. The cnn_vs_fc solution notebook and chapter 7 executed top to bottom (nbclient) on CUDA and,
+1. ``grade`` a class of 24 correct submissions of each assignment with 4 workers, with ``--device cpu``
+   and with ``--device cuda``: full marks everywhere, every CUDA-only test run and passed on CUDA, and
+   grading on CUDA at most 10 % slower than on the CPU (both times printed). The untouched exercise
+   graded on CUDA gets 0.
+2. No process that sandboxes are forked from maps NVML while a class is graded on CUDA
+   (``tests/test_grader_nvml.py``, which skips where NVML is missing).
+3. The hostile gallery (``tests/test_autograder_gallery.py``) graded with ``--device cuda``: the same
+   defences as on the CPU, and the GPU hogs (PyTorch's fraction lifted, a raw driver allocation, an
+   allocator refused at the share) graded in parallel with honest students on the one GPU; no GPU
+   memory left held afterwards.
+4. The cnn_vs_fc solution notebook and chapter 7 executed top to bottom (nbclient) on CUDA and,
    with the GPU hidden, on the CPU of the same machine: their times side by side.
 
 It exits 1 when a check fails. On a machine without CUDA it checks its arguments, says so and
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 ASSIGNMENTS = ("conv_basics", "cnn_vs_fc")
 NOTEBOOKS = {"cnn_vs_fc solution": ROOT / "solutions" / "cnn_vs_fc" / "cnn_vs_fc.ipynb",
              "chapter 7": ROOT / "book" / "07_convnet_vs_fc.md"}
-CHECKS = ("grading", "gallery", "notebooks")
+CHECKS = ("grading", "nvml", "gallery", "notebooks")
+CLASS_SIZE, CLASS_WORKERS, SLOWER_AT_MOST = 24, 4, 1.10
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
@@ -46,58 +53,78 @@ class Summary:
         return ok
 
 
-def grade(assignment: str, notebook: Path, device: str, out: Path):
-    """Grade one notebook with the real CLI; returns its SubmissionResult."""
-    from autograder.results import SubmissionResult
+def grade(assignment: str, submitted: Path, device: str, out: Path, workers: int = 1) -> tuple[list, float]:
+    """Grade a notebook or a class with the real CLI; returns (its SubmissionResults, the run's seconds)."""
+    from autograder.results import read_all
 
-    run = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(notebook), "--out", str(out),
-                          "--device", device, "--workers", "1", "--force"], cwd=ROOT, env=ENV,
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(submitted), "--out", str(out),
+                          "--device", device, "--workers", str(workers), "--force"], cwd=ROOT, env=ENV,
                          capture_output=True, text=True)
+    seconds = time.perf_counter() - started
     if run.returncode != 0:
         raise RuntimeError(f"grade exited with {run.returncode}: {run.stderr[-2000:]}")
-    found = [SubmissionResult.read(p) for p in out.rglob("results.json")]
-    found = [r for r in found if r.assignment == assignment and r.student == notebook.stem]
-    if len(found) != 1:
-        raise RuntimeError(f"expected one result for {notebook.stem} in {out}, found {len(found)}")
-    return found[0]
+    return [r for r in read_all(out) if r.assignment == assignment], seconds
+
+
+def solved_class(assignment: str, work: Path) -> Path:
+    """nbgrader's submitted/ folder with :data:`CLASS_SIZE` copies of the solution."""
+    solution = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
+    for n in range(CLASS_SIZE):
+        folder = work / f"{assignment}-class" / f"student{n:02}" / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(solution, folder)
+    return work / f"{assignment}-class"
 
 
 def check_grading(summary: Summary, work: Path) -> None:
     for assignment in ASSIGNMENTS:
-        solution = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
-        on_cpu = grade(assignment, solution, "cpu", work / f"{assignment}-cpu")
-        on_gpu = grade(assignment, solution, "cuda", work / f"{assignment}-cuda")
-        cuda_only = {t.name for t in on_cpu.tests if t.status == "skipped"}
-        ran = {t.name: t for t in on_gpu.tests}
-        not_passed = [f"{name} ({ran[name].status if name in ran else 'missing'})" for name in sorted(cuda_only)
-                      if name not in ran or ran[name].status != "passed"]
-        failures = [f"{t.name}: {t.output.splitlines()[0] if t.output else ''}"
-                    for t in on_gpu.tests if t.status == "failed"]
-        summary.check(on_gpu.score == on_gpu.max_score > 0 and cuda_only and not not_passed,
-                      f"{assignment} solution on cuda",
-                      f"{on_gpu.score:g}/{on_gpu.max_score:g}, {len(cuda_only)} CUDA-only tests "
-                      f"{'all passed' if cuda_only and not not_passed else 'NOT passed: ' + '; '.join(not_passed)}; "
-                      f"graded in {on_gpu.execution_time:.1f} s (cpu: {on_cpu.execution_time:.1f} s, "
-                      f"{on_cpu.score:g}/{on_cpu.max_score:g})" + "".join(f"\n      {f}" for f in failures))
         exercise = ROOT / "exercises" / assignment / f"{assignment}.ipynb"
-        untouched = grade(assignment, exercise, "cuda", work / f"{assignment}-exercise")
-        summary.check(untouched.score == 0 and untouched.max_score == on_gpu.max_score,
+        [untouched], _ = grade(assignment, exercise, "cuda", work / f"{assignment}-exercise")  # also warms the caches
+        submitted = solved_class(assignment, work)
+        on_cpu, cpu_seconds = grade(assignment, submitted, "cpu", work / f"{assignment}-cpu", CLASS_WORKERS)
+        on_gpu, gpu_seconds = grade(assignment, submitted, "cuda", work / f"{assignment}-cuda", CLASS_WORKERS)
+        cuda_only = {t.name for t in on_cpu[0].tests if t.status == "skipped"}
+        wrong = [f"{r.student} on {device}: {r.score:g}/{r.max_score:g}; " + "; ".join(
+                 f"{t.name}: {t.output.splitlines()[0] if t.output else ''}" for t in r.tests if t.status == "failed")
+                 for device, results in (("cpu", on_cpu), ("cuda", on_gpu)) for r in results
+                 if r.score != r.max_score or r.reruns
+                 or (device == "cuda" and any(t.status != "passed" for t in r.tests if t.name in cuda_only))]
+        summary.check(len(on_cpu) == len(on_gpu) == CLASS_SIZE and cuda_only and not wrong,
+                      f"{assignment}: {CLASS_SIZE} solutions on cuda",
+                      f"{on_gpu[0].score:g}/{on_gpu[0].max_score:g} each, with the {len(cuda_only)} CUDA-only tests "
+                      f"passed (cpu: {on_cpu[0].score:g}/{on_cpu[0].max_score:g})"
+                      + "".join(f"\n      {w}" for w in wrong[:5]))
+        summary.check(gpu_seconds <= SLOWER_AT_MOST * cpu_seconds,
+                      f"{assignment}: {CLASS_SIZE} submissions, {CLASS_WORKERS} workers",
+                      f"cuda {gpu_seconds:.1f} s, cpu {cpu_seconds:.1f} s ({gpu_seconds / cpu_seconds - 1:+.0%}; "
+                      f"at most {SLOWER_AT_MOST - 1:+.0%})")
+        summary.check(untouched.score == 0 and untouched.max_score == on_gpu[0].max_score,
                       f"{assignment} untouched exercise on cuda", f"{untouched.score:g}/{untouched.max_score:g}")
+
+
+def run_tests(test_file: str, env: dict[str, str]) -> tuple[bool, str]:
+    """pytest on one of the project's test files: (all passed, its last line with the failures and skips)."""
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / test_file)], cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = run.stdout.strip().splitlines() or ["no output"]
+    detail = f"{lines[-1]} in {time.perf_counter() - started:.0f} s" + "".join(
+        f"\n      {line}" for line in lines if line.startswith(("FAILED", "ERROR", "E ", "SKIPPED")))[-4000:]
+    return run.returncode == 0, detail
+
+
+def check_nvml(summary: Summary) -> None:
+    ok, detail = run_tests("test_grader_nvml.py", ENV)
+    summary.check(ok and "1 passed" in detail and "skipped" not in detail,
+                  "no grader process that sandboxes are forked from maps NVML", detail)
 
 
 def check_gallery(summary: Summary) -> None:
     import torch
 
-    started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          str(ROOT / "tests" / "test_autograder_gallery.py")], cwd=ROOT,
-                         env={**ENV, "GRADER_DEVICE": "cuda"}, capture_output=True, text=True)
-    last = (run.stdout.strip().splitlines() or ["no output"])[-1]
-    detail = f"{last} in {time.perf_counter() - started:.0f} s"
-    if run.returncode != 0:
-        detail += "\n" + "\n".join("      " + line for line in run.stdout.splitlines()
-                                   if line.startswith(("FAILED", "ERROR", "E ")))[-4000:]
-    summary.check(run.returncode == 0, "hostile gallery on cuda", detail)
+    ok, detail = run_tests("test_autograder_gallery.py", {**ENV, "GRADER_DEVICE": "cuda"})
+    summary.check(ok, "hostile gallery on cuda, GPU hogs beside honest students", detail)
     free, total = torch.cuda.mem_get_info()
     held = (total - free) / 2**30
     summary.check(held < 2, "GPU memory after grading",
@@ -160,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         if "grading" in checks:
             check_grading(summary, Path(tmp))
+        if "nvml" in checks:
+            check_nvml(summary)
         if "gallery" in checks:
             check_gallery(summary)
         if "notebooks" in checks:

@@ -26,6 +26,7 @@ from autograder.sandbox.limits import Limits
 
 SOCKET_FD = 3
 MAX_DEPTH = 16
+GPU_SHARE: tuple[int, int] | None = None  # on CUDA: (this sandbox's share, the GPU's memory) in bytes
 # Imported once in the grader, before it forks: a sandbox dropped to an unprivileged user may be
 # unable to read the Python installation (e.g. one under /root), and fork-ing saves the import time.
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.utils.data", "torchvision",
@@ -75,17 +76,20 @@ def main(sock_fd: int, output_fd: int) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     sock = socket.socket(fileno=SOCKET_FD)
     spec = channel.recv(sock)
+    limits = Limits(**spec["limits"])
     if spec["device"] == "cuda":
-        start_cuda(spec["gpu_fraction"])
-    warnings = confine(Limits(**spec["limits"]), spec["workdir"], spec["uid"], spec["readable"], spec["cpu_seconds"],
-                       spec["device"])
+        try:
+            start_cuda(limits.gpu_fraction)
+        except RuntimeError as error:  # a full GPU (another sandbox took it) or a broken one: say which
+            channel.send(sock, {"cuda_error": f"{type(error).__name__}: {error}"[:2000],
+                                "out_of_gpu_memory": out_of_gpu_memory(error)})
+            return
+    warnings = confine(limits, spec["workdir"], spec["uid"], spec["readable"], spec["cpu_seconds"], spec["device"])
     torch.set_num_threads(1)  # parallelism comes from grading workers; small ops run slower on more threads
-    if spec["device"] == "cuda":  # the watchdog's baseline, measured before any submission code runs
-        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid())})
+    if spec["device"] == "cuda":  # the watchdogs' numbers, measured before any submission code runs
+        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid()), "gpu_share": GPU_SHARE[0]})
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "get_ipython": Shell}
     errors = [execute(index, source, namespace) for index, source in spec["cells"]]
-    for path, seconds in spec["hung"].items():
-        stop_running(namespace, path, seconds)
     signal.signal(signal.SIGALRM, on_alarm)
     channel.send(sock, {"warnings": warnings, "cell_errors": [e for e in errors if e]})
     serve(sock, namespace)
@@ -95,15 +99,38 @@ def start_cuda(fraction: float) -> None:
     """Start CUDA while the process may still open the GPU's device files: confined, it no longer can.
 
     The same holds for NVML, which PyTorch's allocator starts (once) to word its first out-of-memory
-    error; started inside the sandbox it fails, and the student reads an internal assert instead. A
-    request beyond the process's share, refused before any memory is taken, starts it now.
+    error: a request beyond the process's share, refused before any memory is taken, starts it now, in
+    this process of its own (the grader never starts NVML: a forked sandbox would inherit its state).
     """
+    global GPU_SHARE
     torch.cuda.set_per_process_memory_fraction(fraction)
     torch.zeros(1, device="cuda")
+    total = torch.cuda.mem_get_info()[1]
     try:
-        torch.empty(torch.cuda.mem_get_info()[1], dtype=torch.uint8, device="cuda")
+        torch.empty(total, dtype=torch.uint8, device="cuda")
     except RuntimeError:  # torch.OutOfMemoryError, as intended
         pass
+    GPU_SHARE = (int(total * fraction), total)
+
+
+def out_of_gpu_memory(error: BaseException) -> bool:
+    """Whether ``error``, or an exception it came from, is CUDA running out of memory."""
+    for _ in range(8):
+        text = str(error)
+        if isinstance(error, torch.OutOfMemoryError) or "CUDA error: out of memory" in text or "ALLOC_FAILED" in text:
+            return True
+        error = error.__cause__ or error.__context__
+        if error is None:
+            return False
+    return False
+
+
+def share_note() -> str:
+    if GPU_SHARE is None:
+        return ""
+    share, total = GPU_SHARE
+    return (f"\nYour code ran out of its share of GPU memory: {share / 2**30:.1f} GiB (of the GPU's "
+            f"{total / 2**30:.0f} GiB, shared with the other submissions graded at the same time).")
 
 
 def anonymous_memory(pid: int) -> int:
@@ -136,6 +163,8 @@ def serve(sock: socket.socket, namespace: dict) -> None:
 
 
 def answer(request: dict, namespace: dict) -> dict:
+    for path, seconds in request["hung"].items():  # functions that ran out of time in an earlier test
+        stop_running(namespace, path, seconds)
     signal.setitimer(signal.ITIMER_REAL, request["seconds"])
     try:
         if request["op"] == "call":
@@ -159,6 +188,9 @@ def answer(request: dict, namespace: dict) -> dict:
         name = getattr(error, "name", None) if isinstance(error, NameError) else None
         if name and name not in namespace:
             return {"ok": False, "missing": True, "message": f"the notebook does not define `{name}`"}
+        if out_of_gpu_memory(error):  # the grader may run the test again if another sandbox took the memory
+            return {"ok": False, "missing": False, "message": describe(error) + share_note(),
+                    "out_of_gpu_memory": True}
         return {"ok": False, "missing": False, "message": describe(error)}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

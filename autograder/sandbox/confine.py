@@ -26,13 +26,14 @@ def readable_paths() -> list[str]:
     return sorted(set(SYSTEM_READ_ONLY) | {p for p in python if p and os.path.isdir(p)})
 
 
-def sandbox_uid() -> int | None:
-    """A user id of its own for this grader process's sandbox when we are root, else None.
+def sandbox_uid(device: str = "cpu") -> int | None:
+    """A user id of its own for this grader process's sandbox on ``device`` when we are root, else None.
 
     A private uid makes the process limit per sandbox, and lets the grader kill every process
-    the submission started (``kill(-1)`` as that uid), even ones that left its session.
+    the submission started (``kill(-1)`` as that uid), even ones that left its session. A grader
+    process may hold a CPU and a CUDA sandbox at once: pids stay below 2**22 (Linux's PID_MAX_LIMIT).
     """
-    return 100_000 + os.getpid() if os.geteuid() == 0 else None
+    return 100_000 + os.getpid() + (2**22 if device == "cuda" else 0) if os.geteuid() == 0 else None
 
 
 def processes_in_use(uid: int) -> int:
@@ -88,7 +89,8 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(HOME=workdir, TMPDIR=workdir, USER="student", LOGNAME="student", MPLBACKEND="Agg",
-                      MPLCONFIGDIR=workdir, PATH="/usr/bin:/bin", PYTHONDONTWRITEBYTECODE="1")
+                      MPLCONFIGDIR=workdir, PATH="/usr/bin:/bin", PYTHONDONTWRITEBYTECODE="1",
+                      **({} if device == "cuda" else {"CUDA_VISIBLE_DEVICES": ""}))  # a CPU sandbox sees no GPU
     return warnings
 
 

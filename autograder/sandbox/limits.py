@@ -18,6 +18,7 @@ MB = 2**20
 # not counted by its address-space cap) and its spares (a few MB); measured as in tests/gradescope_sim.py.
 GRADER_RESERVE_MB = 120
 MIN_MEMORY_MB = 64       # below this a sandbox could not even run a notebook's cells
+GPU_IN_ALL = 0.9         # of the GPU's memory, promised to all the CUDA sandboxes at once (the rest: their contexts)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Limits:
     output_bytes: int = 32_000          # captured stdout + stderr kept for feedback
     file_mb: int = 64                   # largest file the sandbox may write
     open_files: int = 256
+    gpu_fraction: float = 0.4           # of the GPU's memory, on CUDA (its allocator refuses more; the grader's
+                                        # GPU memory watcher stops a sandbox that takes more anyway)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ def fit_to_container(limits: Limits, workers: int, memory: ContainerMemory | Non
     free_mb = (memory.limit - memory.used) // MB
     share = free_mb // max(workers, 1) - GRADER_RESERVE_MB
     return dataclasses.replace(limits, memory_mb=max(MIN_MEMORY_MB, min(limits.memory_mb, share)))
+
+
+def fit_to_gpu(limits: Limits, workers: int) -> Limits:
+    """``limits`` with each worker's CUDA sandbox promised a share of the GPU that all of them can hold at once."""
+    return dataclasses.replace(limits, gpu_fraction=min(limits.gpu_fraction, GPU_IN_ALL / max(workers, 1)))
 
 
 def container_memory(proc: Path = Path("/proc/self")) -> ContainerMemory | None:

@@ -8,6 +8,11 @@ so the suite's memory never reaches submission code. Every failure caused by the
 
 A function that runs out of time is remembered: in this sandbox and every replacement it fails at
 once from then on, so one hang costs one call's time and the independent functions are still graded.
+
+On CUDA, the grader's GPU memory watcher (:mod:`autograder.gpu_watch`) watches the sandbox's real GPU
+memory and stops it past its share; its later requests then fail at once. A CUDA out-of-memory error
+is remembered, so that a test that failed only because another sandbox took the memory can run again
+(:meth:`Sandbox.memory_taken_by_another`).
 """
 from __future__ import annotations
 
@@ -21,13 +26,14 @@ import tempfile
 import threading
 import time
 import traceback
+from pathlib import Path
 
+from autograder import gpu_watch
 from autograder.sandbox import channel, child
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
 SPARES = 2      # clean replacements forked up front; later ones start a fresh interpreter
-GPU_FRACTION = 0.4  # of the GPU's memory, per sandbox (CUDA's own allocator enforces it)
 MAX_STARTS = 16
 GRACE = 2.0     # seconds a request may overrun its limit (the sandbox stops it itself) before it is killed
 
@@ -47,18 +53,23 @@ def well_formed(reply) -> bool:
 
 
 class Sandbox:
-    """Runs ``cells`` (a list of ``(index, source)``) in a confined process, on demand."""
+    """Runs ``cells`` (a list of ``(index, source)``) in a confined process, on demand.
+
+    ``watch``: the GPU memory watcher's folder, for a CUDA sandbox of a grading run. ``hung``: the
+    functions that ran out of time, shared with the submission's other sandbox.
+    """
 
     def __init__(self, cells: list[tuple[int, str]], *, device: str = "cpu", limits: Limits = Limits(),
-                 load_error: str = "") -> None:
-        self.cells, self.device, self.limits = cells, device, limits
+                 load_error: str = "", watch: Path | None = None, hung: dict[str, float] | None = None) -> None:
+        self.cells, self.device, self.limits, self.watch = cells, device, limits, watch
         self.broken = load_error  # set: every request fails at once with this message
         self.deadline = time.monotonic() + limits.submission_seconds
         self.readable = readable_paths()
-        self.uid = sandbox_uid()
+        self.uid = sandbox_uid(device)
         self.starts = 0
         self.notes: list[str] = []  # warnings, cell errors, crashes: shown in the feedback
-        self.hung: dict[str, float] = {}  # functions that ran out of time -> the limit they ran past
+        self.hung: dict[str, float] = {} if hung is None else hung  # function -> the time limit it ran past
+        self.limits_hit: set[str] = set()  # fields of `limits` that stopped something (they decide regrades)
         self._output = bytearray()
         self._dropped = 0
         self._lock = threading.Lock()
@@ -67,6 +78,12 @@ class Sandbox:
         self._spares: list[tuple[int, socket.socket, int]] = []
         self._workdir = ""
         self._memory_exceeded = False
+        self._starting: threading.Thread | None = None
+        self._watch_key = ""                    # this process's registration with the GPU memory watcher
+        self._watch_keys: list[str] = []        # every one this sandbox had
+        self._gpu_stop: gpu_watch.Event | None = None  # the watcher stopped this process
+        self._out_of_gpu_memory: list[tuple[float, float]] = []  # requests that ended so, not yet looked into
+        self._broken_by_full_gpu = ""           # `broken` when CUDA could not start on a full GPU
 
     # -- what tests use -------------------------------------------------------------------
     def call(self, name: str, *args, timeout: float | None = None, **kwargs):
@@ -84,18 +101,45 @@ class Sandbox:
             text = self._output.decode("utf-8", "replace")
         return text + (f"\n[... {self._dropped:,} more bytes of output dropped]" if self._dropped else "")
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         """Run the notebook now, before the suite is imported: this sandbox and its spares
-        (replacements after a crash or a timeout) are forked while this process is clean."""
+        (replacements after a crash or a timeout) are forked while this process is clean. With
+        ``wait=False`` the notebook runs in the background; the first request waits for it."""
         if self.broken:
             return
         self._spares = [self._fork(clean=True) for _ in range(1 + SPARES)]
+        if wait:
+            self._first_start()
+        else:
+            self._starting = threading.Thread(target=self._first_start, daemon=True)
+            self._starting.start()
+
+    def _first_start(self) -> None:
         try:
             self._request_start()
         except SubmissionError:
             pass  # `broken` holds the reason; every test will fail with it
 
+    def memory_taken_by_another(self) -> str:
+        """Why this sandbox's CUDA out-of-memory errors since the last look were not its own doing, or ''.
+
+        They were not when another sandbox on the GPU was past its share meanwhile (the watcher saw
+        it). This returns once the GPU has that sandbox's memory back; a start that failed for it will be
+        tried again by the next request.
+        """
+        pending, self._out_of_gpu_memory = self._out_of_gpu_memory, []
+        if not (pending and self.watch):
+            return ""
+        hog = gpu_watch.past_share_between(self.watch, min(b for b, _ in pending), max(e for _, e in pending),
+                                           self._watch_keys)
+        if hog is None:
+            return ""
+        if self.broken and self.broken == self._broken_by_full_gpu:
+            self.broken = ""
+        return f"it ran out of GPU memory while another submission's sandbox held {hog.describe()}"
+
     def close(self) -> None:
+        self._wait_for_start()
         if self._pid:
             self._stop()
         for pid, sock, read_end in self._spares:
@@ -106,7 +150,13 @@ class Sandbox:
         self._spares = []
 
     # -- lifecycle --------------------------------------------------------------------------
+    def _wait_for_start(self) -> None:
+        if self._starting is not None and self._starting is not threading.current_thread():
+            self._starting.join()
+            self._starting = None
+
     def _request_start(self) -> None:
+        self._wait_for_start()
         if not self._pid:
             self._start()
 
@@ -115,6 +165,8 @@ class Sandbox:
         deadline = self._deadline(timeout)
         limit = timeout or self.limits.call_seconds
         message["seconds"] = max(deadline - time.monotonic(), 0.001)  # the sandbox stops the code itself then
+        message["hung"] = self.hung
+        began = time.monotonic()
         try:
             self._sock.settimeout(max(deadline + GRACE - time.monotonic(), 0.001))
             self._sock.sendall(channel.encode(message))
@@ -127,6 +179,8 @@ class Sandbox:
         except (channel.ChannelClosed, OSError):
             ended = self._stop()
             self.notes.append(ended)
+            if self._gpu_stop:  # so that it cannot take the GPU's memory again
+                self.broken = f"not run: in an earlier test the notebook's process held {self._gpu_stop.describe()}"
             raise SubmissionError(f"{what} did not return: {ended}") from None
         except channel.ChannelError as error:
             self._stop()
@@ -134,6 +188,8 @@ class Sandbox:
         if not well_formed(reply):
             self._stop()
             raise SubmissionError(f"{what} sent back a malformed reply")
+        if reply.get("out_of_gpu_memory") is True:
+            self._out_of_gpu_memory.append((began, time.monotonic()))
         if not reply["ok"] and "hung" in reply:
             raise SubmissionError(self._stopped(reply, what, timeout, limit))
         if not reply["ok"]:
@@ -161,12 +217,15 @@ class Sandbox:
         """True (and ``broken`` set) once the submission's whole time budget is spent."""
         if time.monotonic() < self.deadline:
             return False
+        self.limits_hit.add("submission_seconds")
         self.broken = f"the submission used up its time limit ({self.limits.submission_seconds:g} s for all its tests)"
         return True
 
     def _timeout_message(self, what: str, timeout: float | None) -> str:
         if self._out_of_time():
             return self.broken
+        if timeout is None:  # a limit a test sets itself belongs to the suite
+            self.limits_hit.add("call_seconds")
         return f"{what} did not finish within {timeout or self.limits.call_seconds:g} s (time limit)"
 
     def _fork(self, clean: bool) -> tuple[int, socket.socket, int]:
@@ -200,6 +259,7 @@ class Sandbox:
             self.broken = f"the notebook's process had to be restarted {MAX_STARTS} times; grading stopped"
             raise SubmissionError(self.broken)
         self.starts += 1
+        began = time.monotonic()
         self._pid, self._sock, read_end = self._spares.pop(0) if self._spares else self._fork(clean=False)
         parent = self._sock
         self._workdir = tempfile.mkdtemp(prefix="sandbox-")
@@ -210,15 +270,16 @@ class Sandbox:
         try:
             channel.send(parent, {"cells": self.cells, "limits": dataclasses.asdict(self.limits), "workdir": self._workdir,
                                   "uid": self.uid, "readable": self.readable, "cpu_seconds": cpu_seconds,
-                                  "device": self.device, "gpu_fraction": GPU_FRACTION, "hung": self.hung})
-            if self.device == "cuda":  # sent before the submission's first cell: still the grader's own number
-                baseline = channel.recv(parent, deadline).get("anonymous_memory")
-                threading.Thread(target=self._watch_memory, args=(self._pid, int(baseline)), daemon=True).start()
+                                  "device": self.device})
+            if self.device == "cuda":  # sent before the submission's first cell: still the grader's own numbers
+                self._watch_gpu(channel.recv(parent, deadline), began)
             ready = channel.recv(parent, deadline)
         except channel.ChannelTimeout:
             self._stop()
-            self.broken = ("running the notebook's cells did not finish within "
-                           f"{self.limits.start_seconds:g} s (time limit); does a cell train or loop forever?")
+            if not self._out_of_time():  # else `broken` says the submission's own limit ran out
+                self.limits_hit.add("start_seconds")
+                self.broken = ("running the notebook's cells did not finish within "
+                               f"{self.limits.start_seconds:g} s (time limit); does a cell train or loop forever?")
             raise SubmissionError(self.broken) from None
         except (channel.ChannelClosed, channel.ChannelError, OSError, AttributeError, TypeError, ValueError):
             self.broken = f"running the notebook's cells failed: {self._stop()}"
@@ -232,6 +293,11 @@ class Sandbox:
         if not self._pid:
             return "the notebook's process is not running"
         self._kill_all()
+        self._gpu_stop = None
+        if self._watch_key:
+            gpu_watch.unregister(self.watch, self._watch_key)
+            self._gpu_stop = gpu_watch.stopped(self.watch, self._watch_key)
+            self._watch_key = ""
         _, status = os.waitpid(self._pid, 0)
         self._pid = 0
         self._sock.close()
@@ -255,11 +321,15 @@ class Sandbox:
                 pass
 
     def _describe_end(self, status: int) -> str:
+        if self._gpu_stop:
+            return f"was stopped: it held {self._gpu_stop.describe()}"
         if self._memory_exceeded:
+            self.limits_hit.add("memory_mb")
             return f"was stopped: it used more than {self.limits.memory_mb} MB of memory"
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU:
+            if sig == signal.SIGXCPU:  # its CPU time is what was left of the submission's time
+                self.limits_hit.add("submission_seconds")
                 return "was stopped: it used up its CPU time"
             if sig == signal.SIGKILL:
                 return "was killed (SIGKILL: the grader's time limit, the memory limit or the system)"
@@ -268,6 +338,21 @@ class Sandbox:
         return f"exited with status {code} (does the notebook call sys.exit, os._exit or exit?)"
 
     # -- watchers ---------------------------------------------------------------------------
+    def _watch_gpu(self, started: dict, began: float) -> None:
+        """CUDA started (or not) in the sandbox: watch its heap here, its GPU memory in the grader's watcher."""
+        if "cuda_error" in started:
+            self._stop()
+            self.broken = f"CUDA did not start for the notebook: {started['cuda_error']}"
+            if started.get("out_of_gpu_memory") is True:
+                self._out_of_gpu_memory.append((began, time.monotonic()))
+                self._broken_by_full_gpu = self.broken
+            raise SubmissionError(self.broken)
+        threading.Thread(target=self._watch_memory, args=(self._pid, int(started["anonymous_memory"])),
+                         daemon=True).start()
+        if self.watch:
+            self._watch_key = gpu_watch.register(self.watch, self._pid, self.uid, int(started["gpu_share"]))
+            self._watch_keys.append(self._watch_key)
+
     def _collect_output(self, fd: int) -> None:
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while chunk := pipe.read(65536):

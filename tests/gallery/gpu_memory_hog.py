@@ -1,11 +1,14 @@
-"""A function that keeps taking memory, a GiB at a time, on the device it grades on: on CUDA it is refused past
-the sandbox's share of the GPU (and the next sandbox has the memory back); on the CPU, past the cap."""
+"""On CUDA, corr2d keeps taking GPU memory through PyTorch, a GiB at a time: PyTorch's allocator refuses it past
+the sandbox's share, so the student reads a clean out-of-memory error that names the share in GiB. Only that
+test fails; the next CUDA test (pool2d) has the memory back. On the CPU it is the reference corr2d."""
 import torch
 
+solution_corr2d = corr2d  # noqa: F821 - the reference solution's, defined by the cells before
 
-def corr2d_multi_in_out(X, K):
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    hoard = []
-    while len(hoard) < 4096:
-        hoard.append(torch.ones(2**30, dtype=torch.uint8, device=device))
-    return len(hoard)
+
+def corr2d(X, K, padding=0, stride=1):
+    if getattr(X, "is_cuda", False):
+        hoard = []
+        while len(hoard) < 4096:
+            hoard.append(torch.ones(2**30, dtype=torch.uint8, device=X.device))
+    return solution_corr2d(X, K, padding, stride)

@@ -2,17 +2,6 @@
 import torch
 from torch import nn
 
-CONVNET_LAYERS = [
-    ("conv1", "Conv2d(1, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"),
-    ("max1", "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"),
-    ("conv2", "Conv2d(16, 32, kernel_size=(3, 3), stride=(1, 1))"),
-    ("max2", "MaxPool2d(kernel_size=2, stride=2, padding=1, dilation=1, ceil_mode=False)"),
-    ("conv3", "Conv2d(32, 64, kernel_size=(1, 1), stride=(1, 1))"),
-    ("conv4", "Conv2d(64, 4, kernel_size=(5, 5), stride=(1, 1))"),
-    ("flatten", "Flatten(start_dim=1, end_dim=-1)"),
-    ("linear1", "Linear(in_features=36, out_features=10, bias=True)"),
-]
-
 
 class ConvNet(nn.Module):
     def __init__(self):

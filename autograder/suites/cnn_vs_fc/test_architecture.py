@@ -1,11 +1,25 @@
-"""Hidden tests of ConvNet() and FCNet(hidden=...): layers, parameter counts, the forward pass."""
+"""Hidden tests of ConvNet() and FCNet(hidden=...): layers, parameter counts, the forward pass.
+
+A layer is judged by what it is (type, channels, kernel, stride, padding as numbers, dilation, bias: the
+numbers :mod:`layers` reads back), never by how it was written: ``nn.MaxPool2d(kernel_size=(2, 2))`` is
+``nn.MaxPool2d(2)``, and ``padding="same"`` on a 3×3 kernel is ``padding=1``.
+"""
+import inspect
+
 import pytest
 import torch
 
+import layers
+import reference
 from autograder.expect import expect_equal, expect_tensor
-from reference import CONVNET_LAYERS, with_weights
+from reference import with_weights
 
-CHILDREN = "net = {net}\nresult = [(name, repr(layer)) for name, layer in net.named_children()]"
+pytestmark = pytest.mark.book("06_simple_convnet", "The architecture")
+FCNET = pytest.mark.book("07_convnet_vs_fc", "Two networks")
+CHILDREN = f"import inspect\n{inspect.getsource(layers.spec)}" + """
+net = ConvNet()
+result = [(name, spec(layer)) for name, layer in net.named_children()]
+"""
 COUNT = "net = {net}\nresult = sum(p.numel() for p in net.parameters())"
 FORWARD = """
 import torch
@@ -32,8 +46,14 @@ def forward(submission, net: str, X: torch.Tensor):
 @pytest.mark.points(2)
 def test_convnet_layers(submission):
     """ConvNet: the seed's layers under the seed's names (conv1, max1, conv2, max2, conv3, conv4, flatten, linear1)"""
-    got = [tuple(pair) for pair in submission.run(CHILDREN.format(net="ConvNet()"), what="ConvNet()")]
-    expect_equal(got, CONVNET_LAYERS, "the layers of ConvNet() (name, layer)", "different layers")
+    got = [(name, layers.normalised(layer)) for name, layer in submission.run(CHILDREN, what="ConvNet()")]
+    expected = [(name, layers.normalised(layers.spec(layer))) for name, layer in reference.ConvNet().named_children()]
+    names = [name for name, _ in got]
+    expect_equal(names, [name for name, _ in expected], "the names of ConvNet()'s layers, in order", "different layers")
+    for (name, layer), (_, wanted) in zip(got, expected):
+        differ = [key for key in wanted.keys() | layer.keys() if layer.get(key) != wanted.get(key)]
+        assert not differ, (f"ConvNet().{name}: different layers ({', '.join(sorted(differ))} differ)\n"
+                            f"expected: {layers.show(wanted)}\ngot: {layers.show(layer)}")
 
 
 def test_convnet_parameters(submission):
@@ -51,6 +71,7 @@ def test_convnet_forward(submission):
                   "layers applied in order with your weights")
 
 
+@FCNET
 def test_fcnet_layers(submission):
     """FCNet: FCNet(hidden=50) has fc1 (784 → 50) and fc2 (50 → 10)"""
     got = submission.run("net = FCNet(hidden=50)\nresult = {n: tuple(p.shape) for n, p in net.named_parameters()}",
@@ -59,6 +80,7 @@ def test_fcnet_layers(submission):
                  "parameter shapes of FCNet(hidden=50)", "wrong parameters")
 
 
+@FCNET
 @pytest.mark.points(2)
 def test_fcnet_default_size(submission):
     """FCNet: the default hidden size gives 1.8 to 2.2 times the ConvNet's parameters"""
@@ -68,6 +90,7 @@ def test_fcnet_default_size(submission):
         f"FCNet() has {count!r} parameters, {ratio or 0:.2f} times ConvNet's 13,686; expected 1.8 to 2.2 times")
 
 
+@FCNET
 @pytest.mark.points(2)
 def test_fcnet_forward(submission):
     """FCNet: logits are fc2(relu(fc1(x))), with no activation on the output"""

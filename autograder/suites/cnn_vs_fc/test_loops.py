@@ -13,7 +13,7 @@ from torch import nn
 import reference
 from autograder.expect import expect_close, expect_equal, expect_tensor, fail, number
 
-
+pytestmark = pytest.mark.book("07_convnet_vs_fc", "A training loop, done right")
 RUN = """
 import torch
 from torch import nn

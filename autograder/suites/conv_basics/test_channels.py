@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from autograder.expect import expect_dtype, expect_tensor
 from reference import with_reference_corr2d
 
+pytestmark = pytest.mark.book("04_channels", "Many output channels")
 torch.manual_seed(1)
 
 CALL = with_reference_corr2d("result = corr2d_multi_in_out(X, K)", "corr2d_multi_in_out")

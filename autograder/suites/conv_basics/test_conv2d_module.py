@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from autograder.expect import expect_shape, expect_tensor
 from reference import corr2d, with_reference_corr2d
 
+pytestmark = pytest.mark.book("01_cross_correlation", "A convolutional layer: kernel and bias")
 PARAMETERS = "net = Conv2D(kernel_size)\nresult = {name: tuple(p.shape) for name, p in net.named_parameters()}"
 
 FORWARD = with_reference_corr2d("""
@@ -59,6 +60,7 @@ def test_forward(submission):
 
 
 @pytest.mark.points(2)
+@pytest.mark.book("01_cross_correlation", "Kernels are learned: finding an edge detector")
 def test_learns_edge_kernel(submission):
     """Conv2D: learns the edge-detecting kernel [[1, -1]] by gradient descent"""
     X = torch.ones(4, 6)

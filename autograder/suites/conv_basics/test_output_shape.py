@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from autograder.expect import expect_raises, expect_shape, fail, raised, shape
 
+pytestmark = pytest.mark.book("03_stride", "The output-shape formula")
+
 
 def reference(input_size, kernel_size, padding, stride):
     X, K = torch.zeros(1, 1, *input_size), torch.zeros(1, 1, *kernel_size)

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from autograder.expect import expect_dtype, expect_raises, expect_tensor, raised
 
+pytestmark = pytest.mark.book("05_pooling", "Window, stride and padding")
 torch.manual_seed(2)
 
 

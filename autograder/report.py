@@ -1,0 +1,170 @@
+"""``python -m autograder report OUT``: one page for the instructor on everything graded into OUT.
+
+Per assignment: the scores' histogram, each test's pass rate, the most common failure messages and the slowest
+submissions. Each chart is drawn with matplotlib and embedded in the page as a PNG with a text alternative that
+gives its numbers, and the same numbers are in tables: the page is one file that works offline and with a screen
+reader. A results.json that cannot be read is left out, and the command says which.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from autograder.results import RESULTS, SubmissionResult, page, write_atomic
+
+MESSAGES, SLOWEST = 10, 10  # rows of those tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autograder report", description=__doc__.splitlines()[0])
+    p.add_argument("out", type=Path, help="a folder `python -m autograder grade` wrote results into")
+    p.add_argument("--html", type=Path, help="where the page goes (default OUT/report.html)")
+    args = p.parse_args(argv)
+    if not args.out.is_dir():
+        p.error(f"{args.out} is not a folder")
+    results, unreadable = [], []
+    for path in sorted(args.out.glob(f"*/*/{RESULTS}")):
+        try:
+            results.append(SubmissionResult.read(path))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            unreadable.append(f"{path} ({type(error).__name__}: {error})")
+    if not results:
+        p.error(f"{args.out} holds no readable results (<student>/<assignment>/{RESULTS})")
+    for problem in unreadable:
+        print(f"left out of the report, cannot be read: {problem}", file=sys.stderr)
+    target = args.html or args.out / "report.html"
+    write_atomic(target, report(results, args.out))
+    assignments = sorted({r.assignment for r in results})
+    print(f"report on {len(results)} results ({', '.join(assignments)}) written to {target}")
+    return 0
+
+
+def report(results: list[SubmissionResult], out: Path) -> str:
+    assignments = sorted({r.assignment for r in results})
+    title = f"Grading report: {', '.join(assignments)}"
+    sections = [assignment_section(name, [r for r in results if r.assignment == name]) for name in assignments]
+    intro = (f"<p>{len(results)} results in <code>{html.escape(str(out))}</code>. Each chart is followed by a table "
+             "of the same numbers.</p>")
+    return page(html.escape(title), "\n".join([f"<h1>{html.escape(title)}</h1>", intro, *sections]))
+
+
+def assignment_section(assignment: str, results: list[SubmissionResult]) -> str:
+    name = html.escape(assignment)
+    scores = [r.score for r in results]
+    top = max(r.max_score for r in results)
+    summary = (f"<p>{len(results)} submissions; score out of {top:g}: mean {statistics.mean(scores):.1f}, median "
+               f"{statistics.median(scores):g}, lowest {min(scores):g}, highest {max(scores):g}.</p>")
+    return "\n".join([f'<section aria-labelledby="{name}">', f'<h2 id="{name}">{name}</h2>', summary,
+                      histogram(assignment, scores, top), pass_rates(assignment, results),
+                      common_failures(assignment, results), slowest(assignment, results), "</section>"])
+
+
+def histogram(assignment: str, scores: list[float], top: float) -> str:
+    counts = Counter(scores)
+    fig = Figure(figsize=(7, 2.8))
+    ax = fig.subplots()
+    ax.bar(list(counts), list(counts.values()), width=max(top / 60, 0.8), color="#1f5fa8")
+    ax.set(xlabel=f"score (out of {top:g})", ylabel="submissions", xlim=(-1, top + 1),
+           title=f"{assignment}: scores")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    alt = (f"Histogram of {len(scores)} {assignment} scores out of {top:g}: "
+           + "; ".join(f"{score:g} points: {n}" for score, n in sorted(counts.items(), reverse=True)) + ".")
+    rows = [(f"{score:g}", n) for score, n in sorted(counts.items(), reverse=True)]
+    return ("<h3>Scores</h3>\n" + figure(fig, alt)
+            + table(f"{assignment}: submissions per score", ["Score", "Submissions"], rows))
+
+
+def pass_rates(assignment: str, results: list[SubmissionResult]) -> str:
+    """Each test's share of passes among the submissions it graded (a test skipped everywhere is listed apart)."""
+    tally: dict[str, Counter] = {}
+    for result in results:
+        for test in result.tests:
+            tally.setdefault(test.name, Counter())[test.status] += 1
+    rates = sorted((c["passed"] / (c["passed"] + c["failed"]), name, c)
+                   for name, c in tally.items() if c["passed"] + c["failed"])
+    fig = Figure(figsize=(9, 0.28 * len(rates) + 1.2))
+    ax = fig.subplots()
+    ax.barh(range(len(rates)), [100 * rate for rate, _, _ in rates], color="#1f5fa8")
+    ax.set_yticks(range(len(rates)), [shorten(name, 70) for _, name, _ in rates], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="submissions that passed (%)", xlim=(0, 100), title=f"{assignment}: pass rate per test")
+    fig.tight_layout()
+    hardest = [f"{name} ({rate:.0%})" for rate, name, _ in rates if rate < 1][:5]
+    alt = (f"Bar chart of the pass rate of each of {assignment}'s {len(rates)} graded tests, lowest first. "
+           + (f"Lowest: {'; '.join(hardest)}. " if hardest else "")
+           + f"{sum(rate == 1 for rate, _, _ in rates)} tests were passed by every submission.")
+    rows = [(name, c["passed"], c["failed"], c["skipped"], f"{rate:.0%}") for rate, name, c in rates]
+    rows += [(name, 0, 0, c["skipped"], "not graded here") for name, c in sorted(tally.items())
+             if not c["passed"] + c["failed"]]
+    return ("<h3>Pass rate per test</h3>\n" + figure(fig, alt)
+            + table(f"{assignment}: pass rate per test, lowest first", ["Test", "Passed", "Failed", "Skipped",
+                                                                         "Pass rate"], rows))
+
+
+def common_failures(assignment: str, results: list[SubmissionResult]) -> str:
+    """The failure messages met most often (in short: :func:`gist`), with the tests that gave them."""
+    failures = [(gist(test.output), test.name, result.student)
+                for result in results for test in result.tests if test.status == "failed"]
+    if not failures:
+        return "<h3>Most common failure messages</h3>\n<p>No test failed.</p>\n"
+    counts = Counter(message for message, _, _ in failures)
+    rows = []
+    for message, n in counts.most_common(MESSAGES):
+        tests = sorted({name for m, name, _ in failures if m == message})
+        students = {student for m, _, student in failures if m == message}
+        rows.append((message, n, len(students), "; ".join(tests[:3]) + (f"; and {len(tests) - 3} more"
+                                                                         if len(tests) > 3 else "")))
+    return "<h3>Most common failure messages</h3>\n" + table(
+        f"{assignment}: the {len(rows)} most common failure messages", ["Message", "Failed tests", "Submissions",
+                                                                          "Tests"], rows)
+
+
+def gist(message: str) -> str:
+    """A failure message in one line: its first line, and for an exception its last line (type and message)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or ["(no message)"]
+    return f"{lines[0]} {lines[-1]}" if lines[0].endswith("raised an exception:") and len(lines) > 1 else lines[0]
+
+
+def slowest(assignment: str, results: list[SubmissionResult]) -> str:
+    ranked = sorted(results, key=lambda r: r.execution_time, reverse=True)[:SLOWEST]
+    fig = Figure(figsize=(7, 0.3 * len(ranked) + 1.2))
+    ax = fig.subplots()
+    ax.barh(range(len(ranked)), [r.execution_time for r in ranked], color="#1f5fa8")
+    ax.set_yticks(range(len(ranked)), [r.student for r in ranked], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="grading time (s)", title=f"{assignment}: slowest submissions")
+    fig.tight_layout()
+    alt = (f"Bar chart of the grading time of {assignment}'s {len(ranked)} slowest submissions: "
+           + "; ".join(f"{r.student} {r.execution_time:.1f} s" for r in ranked) + ".")
+    rows = [(r.student, f"{r.execution_time:.1f}", f"{r.score:g} / {r.max_score:g}") for r in ranked]
+    return ("<h3>Slowest submissions</h3>\n" + figure(fig, alt)
+            + table(f"{assignment}: the {len(ranked)} slowest submissions", ["Student", "Grading time (s)", "Score"],
+                    rows))
+
+
+def figure(fig: Figure, alt: str) -> str:
+    """``fig`` as an embedded PNG, its ``alt`` the chart's numbers in words."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<figure>\n<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">\n</figure>\n'
+
+
+def table(caption: str, header: list[str], rows: list[tuple]) -> str:
+    head = "".join(f'<th scope="col">{html.escape(h)}</th>' for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+    return (f"<table>\n<caption>{html.escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n"
+            f"<tbody>\n{body}\n</tbody>\n</table>\n")
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
