@@ -1,11 +1,13 @@
 """Figures for the book, drawn by code at build time (in the spirit of the convolution-arithmetic animations).
 
 One drawing function, :func:`draw`, shows an input grid (with its padding), the kernel (for a cross-correlation)
-and the output grid, and shades the window that produces chosen output elements. :func:`animate` calls it once
-per output element to step the window across the input, and returns a self-contained HTML animation (all frames
-embedded, no external script or stylesheet) whose frame carries, as its alt text, a description of the whole
-animation computed from the same tensors (:func:`describe_animation`). The numbers in the output grid come from
-PyTorch itself (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``), so a figure can never disagree with the library.
+and the output grid, and shades the window (dilated or not) that produces chosen output elements. :func:`animate`
+calls it once per output element to step the window across the input, and returns a self-contained HTML animation
+(all frames embedded, no external script or stylesheet) whose frame carries, as its alt text, a description of the
+whole animation computed from the same tensors (:func:`describe_animation`). :func:`draw_transposed` shows a
+transposed convolution as the sum of its input elements' scaled kernels. The numbers in the output grids come from
+PyTorch itself (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``, ``F.conv_transpose2d``), so a figure can never
+disagree with the library.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-__all__ = ["BookFigure", "draw", "animate", "describe_animation", "show_images"]
+__all__ = ["BookFigure", "draw", "animate", "describe_animation", "draw_transposed", "show_images"]
 
 COLORS = ["#8ecae6", "#ffb703", "#b7e4c7", "#f4a6a6"]  # one per highlighted output element
 PAD_FILL = "#eeeeee"
@@ -46,12 +48,15 @@ def _fmt(v: float) -> str:
     return f"{v:g}" if float(v).is_integer() else f"{v:.2f}".rstrip("0")
 
 
-def _output(X: torch.Tensor, K: torch.Tensor | None, mode: str, window, padding, stride) -> torch.Tensor:
+def _output(X: torch.Tensor, K: torch.Tensor | None, mode: str, window, padding, stride,
+            dilation=(1, 1)) -> torch.Tensor:
     x = X[None, None].float()
     if mode == "corr":
-        return F.conv2d(x, K[None, None].float(), padding=padding, stride=stride)[0, 0]
-    pool = F.max_pool2d if mode == "max" else F.avg_pool2d
-    return pool(x, window, stride=stride, padding=padding)[0, 0]
+        return F.conv2d(x, K[None, None].float(), padding=padding, stride=stride, dilation=dilation)[0, 0]
+    if mode == "max":
+        return F.max_pool2d(x, window, stride=stride, padding=padding, dilation=dilation)[0, 0]
+    assert tuple(dilation) == (1, 1), "average pooling has no dilation"
+    return F.avg_pool2d(x, window, stride=stride, padding=padding)[0, 0]
 
 
 def _grid(ax, values: torch.Tensor, title: str, fills: dict, padded: int | tuple = (0, 0),
@@ -77,27 +82,29 @@ def _grid(ax, values: torch.Tensor, title: str, fills: dict, padded: int | tuple
 
 
 def draw(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", window=2, padding=0, stride=1,
-         highlight: Sequence[tuple[int, int]] = ((0, 0),), reveal: int | None = None, fig: Figure | None = None
-         ) -> Figure:
+         dilation=1, highlight: Sequence[tuple[int, int]] = ((0, 0),), reveal: int | None = None,
+         fig: Figure | None = None) -> Figure:
     """Draw input, kernel and output; shade the window of every output element in ``highlight``.
 
     mode: ``"corr"`` (cross-correlation with kernel ``K``), ``"max"`` or ``"avg"`` (pooling with ``window``).
-    padding and stride are per side / per step, as in ``nn.Conv2d`` and ``nn.MaxPool2d`` (int or (h, w)).
-    reveal: show only the first ``reveal`` output values (row-major), as the animation does.
+    padding, stride and dilation are per side / per step / between kernel elements, as in ``nn.Conv2d`` and
+    ``nn.MaxPool2d`` (int or (h, w)). reveal: show only the first ``reveal`` output values (row-major), as the
+    animation does.
     """
     ph, pw = _pair(padding)
     sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
     kh, kw = K.shape if mode == "corr" else _pair(window)
     fill = {"corr": 0.0, "avg": 0.0, "max": float("-inf")}[mode]  # what the padding cells hold
     Xp = torch.full((X.shape[0] + 2 * ph, X.shape[1] + 2 * pw), fill)
     Xp[ph:ph + X.shape[0], pw:pw + X.shape[1]] = X
-    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw))
+    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw), (dh, dw))
 
     in_fill, out_fill, sums = {}, {}, []
     for n, (i, j) in enumerate(highlight):
         color = COLORS[n % len(COLORS)]
         out_fill[(i, j)] = color
-        cells = [(i * sh + a, j * sw + b) for a in range(kh) for b in range(kw)]
+        cells = [(i * sh + a * dh, j * sw + b * dw) for a in range(kh) for b in range(kw)]
         in_fill.update({cell: color for cell in cells})
         terms = [_fmt(float(Xp[cell])) for cell in cells]
         if mode == "corr":
@@ -112,6 +119,7 @@ def draw(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", 
     axes = fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths, "wspace": 0.35})
     pad_note = f", padding={padding}" if (ph or pw) else ""
     stride_note = f", stride={stride}" if (sh, sw) != (1, 1) else ""
+    stride_note += f", dilation={dilation}" if (dh, dw) != (1, 1) else ""
     _grid(axes[0], Xp, f"Input {tuple(X.shape)}{pad_note}", in_fill, padded=(ph, pw))
     if mode == "corr":
         _grid(axes[1], K, f"Kernel {tuple(K.shape)}", {})
@@ -126,8 +134,8 @@ def draw(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", 
 def animate(X: torch.Tensor, K: torch.Tensor | None = None, *, interval_ms: int = 900, **kwargs) -> str:
     """Step the window over every output position; return an offline HTML player (frames embedded)."""
     mode, window = kwargs.get("mode", "corr"), kwargs.get("window", 2)
-    Y = _output(X, K, mode, _pair(window) if K is None else K.shape,
-                _pair(kwargs.get("padding", 0)), _pair(kwargs.get("stride", 1)))
+    Y = _output(X, K, mode, _pair(window) if K is None else K.shape, _pair(kwargs.get("padding", 0)),
+                _pair(kwargs.get("stride", 1)), _pair(kwargs.get("dilation", 1)))
     positions = [(i, j) for i in range(Y.shape[0]) for j in range(Y.shape[1])]
     fig = Figure(figsize=(8, 3.2), dpi=72)
 
@@ -140,12 +148,13 @@ def animate(X: torch.Tensor, K: torch.Tensor | None = None, *, interval_ms: int 
 
 
 def describe_animation(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", window=2, padding=0,
-                       stride=1) -> str:
+                       stride=1, dilation=1) -> str:
     """What the animation of these arguments shows, in words and numbers (its alt text)."""
     ph, pw = _pair(padding)
     sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
     kh, kw = K.shape if mode == "corr" else _pair(window)
-    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw))
+    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw), (dh, dw))
     if mode == "corr":
         what = f"a {kh}\u00d7{kw} kernel {_matrix(K)}"
     else:
@@ -156,9 +165,38 @@ def describe_animation(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: 
         where += (f", padded with {fill} ({ph} row{'s' * (ph != 1)} above and below, {pw} column{'s' * (pw != 1)} "
                   f"left and right) to {X.shape[0] + 2 * ph}\u00d7{X.shape[1] + 2 * pw}")
     step = f", with stride ({sh}, {sw})" if (sh, sw) != (1, 1) else ", one cell at a time"
+    if (dh, dw) != (1, 1):
+        what += f" dilated by ({dh}, {dw}), its elements {dh} rows and {dw} columns apart,"
     return (f"Animation in {Y.numel()} frames: {what} slides over {where}{step}. Each frame shades the window and "
             f"shows the output element it gives, row by row, until the {Y.shape[0]}\u00d7{Y.shape[1]} output "
             f"{_matrix(Y)} is complete.")
+
+
+def draw_transposed(X: torch.Tensor, K: torch.Tensor, *, stride=1, padding=0) -> Figure:
+    """A transposed convolution as a sum: one grid per input element, holding that element times the kernel at
+    its place in the output (``stride`` apart), then their sum; ``padding`` cells per side, dashed in the sum, are
+    the ones PyTorch crops (``F.conv_transpose2d``)."""
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    kh, kw = K.shape
+    x, k = X[None, None].float(), K[None, None].float()
+    full = F.conv_transpose2d(x, k, stride=(sh, sw))[0, 0]
+    Y = F.conv_transpose2d(x, k, stride=(sh, sw), padding=(ph, pw))[0, 0]
+    assert torch.equal(full[ph:full.shape[0] - ph, pw:full.shape[1] - pw], Y)
+    fig = BookFigure(figsize=(2.0 * (X.numel() + 1), 2.6), dpi=90)
+    axes = fig.subplots(1, X.numel() + 1, gridspec_kw={"wspace": 0.3})
+    for ax, (i, j) in zip(axes, [(i, j) for i in range(X.shape[0]) for j in range(X.shape[1])]):
+        part = torch.zeros_like(full)
+        part[i * sh:i * sh + kh, j * sw:j * sw + kw] = X[i, j] * K
+        cells = {(i * sh + a, j * sw + b) for a in range(kh) for b in range(kw)}
+        _grid(ax, part, f"{_fmt(float(X[i, j]))} \u00d7 kernel at ({i * sh}, {j * sw})",
+              {cell: COLORS[(i * X.shape[1] + j) % len(COLORS)] for cell in cells},
+              hidden=[(r, c) for r in range(full.shape[0]) for c in range(full.shape[1]) if (r, c) not in cells])
+    crop = f"\nwithout padding={padding}" if (ph or pw) else ""
+    _grid(axes[-1], full, f"sum{crop}", {}, padded=(ph, pw))
+    fig.suptitle(f"input {_matrix(X)}, kernel {_matrix(K)}, stride {stride}: output {_matrix(Y)}", fontsize=11,
+                 y=0.06)
+    return fig
 
 
 def _matrix(values: torch.Tensor) -> str:
@@ -187,14 +225,26 @@ def _labelled(html: str, alt: str) -> str:
     return html
 
 
-def show_images(images: Sequence[torch.Tensor], titles: Sequence[str], cmap: str = "gray") -> Figure:
-    """A row of 2-D tensors shown as images (feature maps, kernels), each with its title."""
-    fig = BookFigure(figsize=(2.6 * len(images), 2.6), dpi=90)
-    for ax, img, title in zip(fig.subplots(1, len(images), squeeze=False)[0], images, titles):
-        im = ax.imshow(img.detach(), cmap=cmap)
+def show_images(images: Sequence[torch.Tensor], titles: Sequence[str], cmap: str = "gray", *,
+                symmetric: bool = False, ncols: int | None = None, colorbar: bool = True) -> Figure:
+    """2-D tensors shown as images (feature maps, kernels, weight matrices), each with its title, in rows of
+    ``ncols`` (one row by default). ``symmetric``: each image's colour scale is centred on 0, so that with a
+    diverging ``cmap`` (``"RdBu_r"``) zero is white and the sign of a value is its colour."""
+    ncols = ncols or len(images)
+    nrows = -(-len(images) // ncols)
+    size = 2.6 if colorbar else 1.9
+    fig = BookFigure(figsize=(size * ncols, size * nrows), dpi=90)
+    axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
+    for ax, img, title in zip(axes, images, titles):
+        img = img.detach().float()
+        limit = float(img.abs().max()) or 1.0
+        im = ax.imshow(img, cmap=cmap, **({"vmin": -limit, "vmax": limit} if symmetric else {}))
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        if colorbar:
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    for ax in axes[len(images):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ["01_cross_correlation", "02_padding", "03_stride", "04_channels", "05_pooling", "06_simple_convnet",
-            "07_convnet_vs_fc"]
+            "07_convnet_vs_fc", "08_dilation_transposed"]
+EXPLORER_PAGES = ("02_padding", "03_stride", "05_pooling", "08_dilation_transposed")
 MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]
 TEXT_SUFFIXES = {".html", ".js", ".txt", ".ipynb", ".md", ".json", ".css", ".py"}
 
@@ -60,27 +61,67 @@ def test_executed_outputs_present(built_site):
     assert re.search(r"\[\[19\., 25\.\],\s*\[37\., 43\.\]\]", ch1), "corr2d(X, K) output missing"
     assert re.search(r"\[\[19, 25\],\s*\[37, 43\]\]", ch1), "integer form of the example missing"
     assert "learned kernel" in ch1
+    assert re.search(r"dense layer: +615,440 parameters\s+convolution: +10 parameters", ch1)
+    assert re.search(r"\[\[ ?5\., 11\.\],\s*\[23\., 29\.\]\]", ch1), "the convolution's index shift example"
+    # equivariance: each row is a shift s, then in place, moved back, pooled and moved back, global max, dense
+    assert re.search(r"\n\s*1\s+0%\s+100%\s+\d+%\s+100%\s+0%", ch1)
+    assert re.search(r"\n\s*2\s+0%\s+100%\s+100%\s+100%\s+0%", ch1)
+    ch2 = page_text(built_site, "02_padding")
+    assert "full padding: n + k - 1 outputs along each axis" in ch2
     ch3 = page_text(built_site, "03_stride")
     assert re.search(r"\[\[0\., 8\.\],\s*\[6\., 8\.\]\]", ch3), "stride-(3, 2) example output missing"
     assert "the formula matches PyTorch for every case" in ch3
-    assert "Total params: 13,686" in page_text(built_site, "06_simple_convnet")
+    ch6 = page_text(built_site, "06_simple_convnet")
+    assert "Total params: 13,686" in ch6 and "Total mult-adds (Units.MEGABYTES): 61.13" in ch6
+    assert re.search(r"total +13,686 +54,744 +934,760 +25,074 +100,296", ch6), "the lecture net's costs"
+    assert re.search(r"total +61,706 +246,824 +416,520", ch6), "LeNet's costs"
+    assert re.search(r"one 7 x 7: sees 7 x 7 pixels; 200,768 parameters", ch6)
+    assert re.search(r"three 3 x 3: sees 7 x 7 pixels; 110,784 parameters", ch6)
     ch7 = page_text(built_site, "07_convnet_vs_fc")
     assert "Data: the " in ch7  # coursekit.mnist.describe()
-    assert re.search(r"ConvNet: final test accuracy \d+\.\d\d%", ch7)
-    assert re.search(r"FC net: final test accuracy \d+\.\d\d%", ch7)
-    assert "13,686" in ch7 and "27,040" in ch7  # parameter counts side by side
+    for net, params in [("ConvNet", "13,686"), ("LeNet", "61,706"), ("FC net", "27,040")]:
+        assert re.search(rf"{net}: final test accuracy \d+\.\d\d% \({params} parameters, test loss \d\.\d+, "
+                         r"\d+\.\d s for 6 epochs\)", ch7), f"{net}'s accuracy, parameters and time"
+    assert re.search(r"an epoch of the ConvNet took \d+\.\d times as long as one of the FC net", ch7)
+    assert re.search(r"keeps \d+\.\d MB for a backward pass; under torch.no_grad\(\), nothing", ch7)
+    ch8 = page_text(built_site, "08_dilation_transposed")
+    assert "the dilated formula matches PyTorch for convolution and max pooling" in ch8
+    assert "the transposed formula matches PyTorch" in ch8
+    assert "dilations (1, 2, 4): spans 15 x 15 pixels, reads 225 of them" in ch8
+
+
+def test_reviewed_passages_say_what_is_true(built_site):
+    """The passages an instructor's review found inexact (issue 16) stay corrected."""
+    wrong = {"03_stride": ["the only shape formula you need"],
+             "06_simple_convnet": ["The last column of the table", "can always be replaced"],
+             "05_pooling": ["it is a convolution with\na fixed kernel of equal weights."],
+             "07_convnet_vs_fc": ["nothing can leak into the next training step", "trains more slowly per epoch"]}
+    for name, phrases in wrong.items():
+        source = (ROOT / "book" / f"{name}.md").read_text(encoding="utf8")
+        for phrase in phrases:
+            assert phrase not in source, f"{name}: {phrase!r}"
+    right = {"03_stride": ["08_dilation_transposed"],
+             "06_simple_convnet": ["The *Output Shape* column", "no padding in the second"],
+             "05_pooling": ["*depthwise* convolution", "groups=3"],
+             "04_channels": ["bottleneck", "Network in Network"],
+             "01_cross_correlation": ["convolution_at(X, K, 1, 1)", "the gradient reaches one pixel per"]}
+    for name, phrases in right.items():
+        source = (ROOT / "book" / f"{name}.md").read_text(encoding="utf8")
+        for phrase in phrases:
+            assert phrase in source, f"{name}: {phrase!r} missing"
 
 
 def test_figures_drawn_at_build_time(built_site):
     """Static figures are PNGs produced by the build; the animations are embedded players."""
-    for name in ["01_cross_correlation", "02_padding", "03_stride", "05_pooling", "07_convnet_vs_fc"]:
+    for name in ["01_cross_correlation", "02_padding", "03_stride", "05_pooling", "07_convnet_vs_fc",
+                 "08_dilation_transposed"]:
         raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
         images = re.findall(r'<img [^>]*src="([^"]+)"', raw)
         assert images, f"{name} has no figure"
         for src in images:
             if not src.startswith("data:"):
                 assert (built_site / "book" / src).resolve().is_file(), src
-    for name in ["01_cross_correlation", "02_padding", "03_stride", "05_pooling"]:
+    for name in ["01_cross_correlation", "02_padding", "03_stride", "05_pooling", "08_dilation_transposed"]:
         raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
         assert "new Animation(" in raw and "data:image/png;base64" in raw, f"{name} has no animation"
 
@@ -186,7 +227,10 @@ def test_shape_formulas_are_asserted_against_pytorch():
     assert re.search(r"assert .*\(n \+ 2 \* p - k\) // s \+ 1", src["05_pooling"])  # pooling
     assert re.search(r"h, w = \(h \+ 2 \* ph - kh\) // sh \+ 1", src["06_simple_convnet"])
     assert "assert tuple(X.shape) == predicted" in src["06_simple_convnet"]
-    for name in ["02_padding", "03_stride", "05_pooling", "06_simple_convnet"]:
+    assert re.search(r"assert .*n \+ k - 1", src["02_padding"])  # full padding
+    assert re.search(r"assert .*\(n \+ 2 \* p - d \* \(k - 1\) - 1\) // s \+ 1", src["08_dilation_transposed"])
+    assert re.search(r"expected = \(n - 1\) \* s - 2 \* p \+ d \* \(k - 1\) \+ q \+ 1", src["08_dilation_transposed"])
+    for name in ["02_padding", "03_stride", "05_pooling", "06_simple_convnet", "08_dilation_transposed"]:
         assert any("assert" in cell for cell in code_cells(src[name])), name
 
 
@@ -231,7 +275,7 @@ def test_every_figure_says_what_it_shows(built_site):
             if "_images/" in src or image.get("id", "").startswith("_anim_img"):
                 figures += 1
                 assert len(alt.split()) >= 12, f"{where}: {alt!r} does not say what the figure shows"
-    assert figures >= 11  # 7 drawn figures and plots, 4 animations
+    assert figures >= 22  # 17 drawn figures and plots, 5 animations
 
 
 def test_animations_describe_themselves(built_site):
@@ -261,18 +305,24 @@ def test_self_check_answers_are_executed_and_hidden(built_site):
 def test_pytorch_shape_table(built_site):
     table = json.loads((built_site / "_static" / "pytorch_shapes.json").read_text(encoding="utf8"))
     assert table["torch"].split("+")[0] == version("torch")  # computed by the installed PyTorch
-    rows = table["rows"]
-    assert len(rows) == 3 * 12 * 6 * 4 * 4
-    for operation in ("conv", "max", "avg"):
+    assert table["columns"] == ["operation", "input", "kernel", "padding", "stride", "dilation", "output-padding",
+                                "output", "error"]
+    rows = [dict(zip(table["columns"], row)) for row in table["rows"]]
+    for operation in ("conv", "max", "avg", "transposed"):
         outcomes = [row for row in rows if row["operation"] == operation]
         assert any(row["output"] for row in outcomes) and any(row["error"] for row in outcomes), operation
+        assert any(row["input"][0] != row["input"][1] and row["output"] for row in outcomes), operation
+        assert any(row["dilation"][0] > 1 for row in outcomes) == (operation != "avg"), operation
+        assert any(row["output-padding"][0] > 0 for row in outcomes) == (operation == "transposed"), operation
     # the explorer's script and styles go only to the pages that use it, from the site itself
     for name in CHAPTERS:
         raw = (built_site / "book" / f"{name}.html").read_text(encoding="utf8")
-        uses = name in ("02_padding", "03_stride", "05_pooling")
+        uses = name in EXPLORER_PAGES
         assert ('<section class="shape-explorer"' in raw) == uses, name
         assert ('src="../_static/shape_explorer.js' in raw) == uses, name
     assert (built_site / "_static" / "shape_explorer.js").is_file()
+    raw = (built_site / "book" / "08_dilation_transposed.html").read_text(encoding="utf8")
+    assert 'data-operation="transposed"' in raw and 'data-output-padding="1"' in raw and 'data-dilation="2"' in raw
 
 
 def test_chapters_end_with_check_yourself():

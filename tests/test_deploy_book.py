@@ -67,8 +67,11 @@ except ModuleNotFoundError:
 
 # --- the sources (fast) -----------------------------------------------------------------------------------------
 
-def test_seven_chapters():
-    assert len(CHAPTERS) == 7, CHAPTERS
+def test_every_chapter_is_in_the_table_of_contents():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
+    assert len(CHAPTERS) == 8 and [f"book/{chapter}" for chapter in CHAPTERS] == [
+        file for file in listed if file.startswith("book/0")], (CHAPTERS, listed)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -15,7 +15,7 @@ from autograder.expect import expect_equal, expect_tensor
 from reference import with_weights
 
 pytestmark = pytest.mark.book("06_simple_convnet", "The architecture")
-FCNET = pytest.mark.book("07_convnet_vs_fc", "Two networks")
+FCNET = pytest.mark.book("07_convnet_vs_fc", "Three networks")
 CHILDREN = f"import inspect\n{inspect.getsource(layers.spec)}" + """
 net = ConvNet()
 result = [(name, spec(layer)) for name, layer in net.named_children()]

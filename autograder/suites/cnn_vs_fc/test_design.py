@@ -61,7 +61,7 @@ def test_design_parameters(submission, budget):
                              "(the lecture's ConvNet has as many)")
 
 
-@pytest.mark.book("07_convnet_vs_fc", "Two networks")
+@pytest.mark.book("07_convnet_vs_fc", "Three networks")
 @pytest.mark.parametrize("budget", [design.MULTIPLY_ADDS])
 def test_design_multiply_adds(submission, budget):
     """DesignNet: does at most {budget:,} multiply-adds per image"""

@@ -17,7 +17,7 @@ from torch import nn
 import design
 import reference
 
-pytestmark = pytest.mark.book("07_convnet_vs_fc", "Training both")
+pytestmark = pytest.mark.book("07_convnet_vs_fc", "Training all three")
 THRESHOLD = 0.85
 LR, MOMENTUM, BATCH_SIZE = 0.03, 0.9, 64  # the book's fit (chapter 7)
 TRAIN = """
