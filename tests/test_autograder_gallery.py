@@ -181,7 +181,9 @@ def test_forged_reply_is_refused(graded):
 def test_snooping_refused(graded):
     results, out, submitted, before = graded
     printed = results["snoop"].output
-    assert "read " + str(SUITE_FILE) + ": PermissionError" in printed
+    # refused by Landlock, or, with the checkout behind a folder the sandbox's user cannot enter, not even there
+    # (the sandbox sees only Python's folders of it: autograder/sandbox/reachable.py)
+    assert re.search(f"read {re.escape(str(SUITE_FILE))}: (PermissionError|FileNotFoundError)", printed), printed
     assert SUITE_FILE.read_text()[:200] not in printed
     assert "allowed" not in printed, printed
     assert tree_digest(submitted) == before

@@ -86,7 +86,9 @@ def sandbox():
 
 @pytest.mark.skipif(abi_version() < 1, reason="the kernel has no Landlock")
 def test_sandbox_cannot_read_the_repository(sandbox, repo):
-    with pytest.raises(SubmissionError, match="PermissionError"):
+    """Landlock refuses it; where the checkout lies behind a folder the sandbox's user cannot enter, the sandbox
+    does not even see it (only Python's folders are mounted back: autograder/sandbox/reachable.py)."""
+    with pytest.raises(SubmissionError, match="PermissionError|FileNotFoundError"):
         sandbox.call("read", str(repo / "autograder" / "suites" / "conv_basics" / "test_corr2d.py"))
     assert sandbox.call("read", "/etc/hostname")  # the system stays readable
 
