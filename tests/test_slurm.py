@@ -174,7 +174,8 @@ def test_hostile_submissions_change_nothing_in_other_shards(course, reference, o
     assert graded["honest"].score == graded["honest"].max_score > 0
     attempts = dict(re.findall(r"^((?:read|write|kill) \S+): (\w+)$", graded["snoop"].output, re.MULTILINE))
     assert f"write {course.out}/honest/{ASSIGNMENT}/results.json" in attempts and len(attempts) == 6
-    assert set(attempts.values()) == {"PermissionError"}, graded["snoop"].output
+    # refused by Landlock or the private uid, or not even visible behind a folder the sandbox's user cannot enter
+    assert set(attempts.values()) <= {"PermissionError", "FileNotFoundError"}, graded["snoop"].output
     assert tree_digest(course.submitted) == course.before
 
 
