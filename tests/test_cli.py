@@ -51,14 +51,14 @@ def light(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def test_help_lists_every_verb_and_exits_0():
     run = light("--help")
     assert run.returncode == 0 and run.stderr == ""
-    for verb in ("grade", "merge", "package"):
+    for verb in ("grade", "merge", "package", "slurm"):
         assert re.search(rf"^  {verb} +\S.{{20,}}$", run.stdout, re.MULTILINE), run.stdout
     for args, problem in ([[], "no command given"], [["frobnicate"], "unknown command 'frobnicate'"]):
         wrong = light(*args)
         assert wrong.returncode == 2 and problem in wrong.stderr and "  grade " in wrong.stderr
 
 
-@pytest.mark.parametrize("verb", ["grade", "merge", "package"])
+@pytest.mark.parametrize("verb", ["grade", "merge", "package", "slurm"])
 def test_every_option_says_what_it_does_and_its_default(verb):
     run = light(verb, "--help")
     assert run.returncode == 0, run.stderr
@@ -66,7 +66,8 @@ def test_every_option_says_what_it_does_and_its_default(verb):
     for option in options:
         name, _, text = option.partition(" ")
         assert len(text.split()) >= 4, f"{verb} {name} does not say what it does: {option!r}"
-        flag = name in ("-h,", "--force") or (verb == "merge" and name == "--out")  # a switch; a required folder
+        flag = name in ("-h,", "--force", "--dry-run", "--wait") or (  # a switch; a required folder or count
+            verb in ("merge", "slurm") and name == "--out") or (verb == "slurm" and name == "--tasks")
         assert flag or "default" in text, f"{verb} {name} shows no default: {option!r}"
 
 
