@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder.results import write_atomic
+from autograder.sandbox.confine import kill_every_process
 
 POLL = 0.02                # seconds between two looks at the GPU
 CONTEXT_ALLOWANCE = 2**30  # what CUDA itself holds per sandbox (context, kernels) beyond its allocator's share
@@ -222,14 +223,7 @@ class Watcher:
         """Kill the sandbox and everything it started: every process of its uid, else its process group
         and each process found on the GPU."""
         if sandbox["uid"] is not None:
-            sweeper = os.fork()
-            if sweeper == 0:
-                try:
-                    os.setresuid(sandbox["uid"], sandbox["uid"], sandbox["uid"])
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(sweeper, 0)
+            kill_every_process(sandbox["uid"])
         for kill, pid in [(os.killpg, sandbox["pid"]), *((os.kill, p) for p in [sandbox["pid"], *pids])]:
             try:
                 kill(pid, signal.SIGKILL)

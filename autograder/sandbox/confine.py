@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sys
 
 from autograder.sandbox import landlock, reachable
@@ -34,6 +35,19 @@ def sandbox_uid(device: str = "cpu") -> int | None:
     process may hold a CPU and a CUDA sandbox at once: pids stay below 2**22 (Linux's PID_MAX_LIMIT).
     """
     return 100_000 + os.getpid() + (2**22 if device == "cuda" else 0) if os.geteuid() == 0 else None
+
+
+def kill_every_process(uid: int) -> None:
+    """SIGKILL every process of ``uid`` (a sandbox's own), wherever it went: ``kill(-1)`` from a child that
+    takes that uid reaches them all, and nothing else."""
+    sweeper = os.fork()
+    if sweeper == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(sweeper, 0)
 
 
 def processes_in_use(uid: int) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from autograder import gpu_watch
 from autograder.sandbox import channel, child
-from autograder.sandbox.confine import readable_paths, sandbox_uid
+from autograder.sandbox.confine import kill_every_process, readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
 SPARES = 2      # clean replacements forked up front; later ones start a fresh interpreter
@@ -306,14 +306,7 @@ class Sandbox:
 
     def _kill_all(self) -> None:
         if self.uid is not None:  # every process of the sandbox's own uid, wherever it went
-            sweeper = os.fork()
-            if sweeper == 0:
-                try:
-                    os.setresuid(self.uid, self.uid, self.uid)
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(sweeper, 0)
+            kill_every_process(self.uid)
         for kill in (os.kill, os.killpg):  # the sandbox itself, then its process group
             try:
                 kill(self._pid, signal.SIGKILL)
