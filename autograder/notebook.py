@@ -15,6 +15,8 @@ sys.modules.setdefault("rfc3987_syntax", None)
 import nbformat  # noqa: E402
 from IPython.core.inputtransformer2 import TransformerManager
 
+from autograder.results import GRADED
+
 MAX_BYTES = 20 * 2**20
 SKIP_TAG = "skip-in-grader"  # cells that load data, train or plot: the hidden suite does that itself
 # Magics whose code Jupyter runs in the notebook's namespace: `%%time` and `%%capture` cells, `%time` lines.
@@ -32,9 +34,18 @@ class Submission:
     cells: list[tuple[int, str]] = field(default_factory=list)  # (position among the code cells, code to run)
     sha256: str = ""
     error: str = ""  # why the notebook cannot run; every test then fails with it
-    status: str = "graded"  # what grades.csv says: "unreadable" with an error, or the layout's refusal
+    status: str = GRADED  # what grades.csv says: "unreadable" with an error, or the layout's refusal
     labels: dict[int, str] = field(default_factory=dict)   # code cell position -> how Jupyter shows the cell
     defined: dict[str, int] = field(default_factory=dict)  # a top-level function or class -> where it is defined
+
+
+def fingerprint(path: Path) -> str:
+    """The SHA-256 that :func:`read_submission` records of the notebook at ``path`` ('' when it cannot be read),
+    without reading its cells."""
+    try:
+        return hashlib.sha256(path.read_bytes()[:MAX_BYTES + 1]).hexdigest()
+    except OSError:
+        return ""
 
 
 def read_submission(path: Path, student: str, assignment: str) -> Submission:

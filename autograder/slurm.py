@@ -176,7 +176,7 @@ def wait(array: str, merge: str) -> dict[str, str]:
 def progress(args: argparse.Namespace, found: Found, students: list[str], suite: str) -> tuple[int, int]:
     """(graded, could not be graded) among ``students``, counting only results of the notebook now submitted
     (or of the same refusal) and of this hidden suite; the others are missing, and a rerun grades them."""
-    from autograder.notebook import read_submission
+    from autograder.notebook import fingerprint
 
     graded = not_graded = 0
     for student in students:
@@ -184,8 +184,8 @@ def progress(args: argparse.Namespace, found: Found, students: list[str], suite:
         if not path.exists():
             continue
         result, refusal = SubmissionResult.read(path), found.refused.get(student)
-        current = (result.status == refusal.status if refusal else result.notebook_sha256 == read_submission(
-            found.notebooks[student], student, args.assignment).sha256)  # a grader error records no SHA-256
+        current = (result.status == refusal.status if refusal else result.notebook_sha256 == fingerprint(
+            found.notebooks[student]))  # a grader error records no SHA-256
         if current and result.suite_sha256 == suite:
             graded += result.status == GRADED
             not_graded += result.status != GRADED
