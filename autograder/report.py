@@ -7,7 +7,6 @@ reader. A results.json that cannot be read is left out, and the command says whi
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -18,15 +17,16 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from autograder import arguments
 from autograder.results import RESULTS, SubmissionResult, page, write_atomic
 
 MESSAGES, SLOWEST = 10, 10  # rows of those tables
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder report", description=__doc__.splitlines()[0])
+    p = arguments.Parser("report", epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("out", type=Path, help="a folder `python -m autograder grade` wrote results into")
-    p.add_argument("--html", type=Path, help="where the page goes (default OUT/report.html)")
+    p.add_argument("--html", type=arguments.file("report.html"), help="where the page goes (default: OUT/report.html)")
     args = p.parse_args(argv)
     if not args.out.is_dir():
         p.error(f"{args.out} is not a folder")

@@ -7,6 +7,7 @@ with one ``OUT/grades.csv`` for every result in ``OUT``.
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import json
@@ -228,6 +229,7 @@ def grades_csv(results: list[SubmissionResult]) -> str:
     return buffer.getvalue()
 
 
+@functools.cache  # read once per process, not once per result written
 def published_book(config: Path = Path(__file__).resolve().parent.parent / "_config.yml") -> str:
     """Where the course book is published: ``$COURSE_BOOK_URL``, else the GitHub Pages address of the checkout's
     ``repository: url`` (``_config.yml``), else "" (feedback then names the book's sections without links)."""

@@ -127,10 +127,11 @@ def grade(job: Job, submission: Submission) -> SubmissionResult:
     if gpu and gpu.output.strip() and gpu.output != sandbox.output:
         output += "\n\nIn the tests on the GPU, it printed:\n" + gpu.output
     return SubmissionResult(job.student, job.assignment, in_notebook_order(plugin.results, submission.defined),
-                            time.monotonic() - started, output.strip(), submission.sha256, job.suite_sha256,
-                            submission.status, job.graded_file, causes, job.device,
-                            dataclasses.asdict(job.limits), sorted(set().union(*(box.limits_hit for box in boxes))),
-                            plugin.reruns)
+                            execution_time=time.monotonic() - started, output=output.strip(),
+                            notebook_sha256=submission.sha256, suite_sha256=job.suite_sha256,
+                            status=submission.status, notebook=job.graded_file, causes=causes, device=job.device,
+                            limits=dataclasses.asdict(job.limits),
+                            limits_hit=sorted(set().union(*(box.limits_hit for box in boxes))), reruns=plugin.reruns)
 
 
 def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list[str], list[str]]:

@@ -27,8 +27,7 @@ from autograder.sandbox.limits import Limits
 SOCKET_FD = 3
 MAX_DEPTH = 16
 GPU_SHARE: tuple[int, int] | None = None  # on CUDA: (this sandbox's share, the GPU's memory) in bytes
-# Imported once in the grader, before it forks: a sandbox dropped to an unprivileged user may be
-# unable to read the Python installation (e.g. one under /root), and fork-ing saves the import time.
+# Imported once in the grader, before it forks: every sandbox starts with them, instead of importing them itself.
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.utils.data", "torchvision",
            "torchvision.datasets", "torchvision.transforms", "torchinfo", "numpy", "matplotlib.pyplot", "tqdm",
            "math", "random", "itertools", "collections", "functools", "time", "typing", "dataclasses")
