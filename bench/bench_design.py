@@ -24,12 +24,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "autograder" / "suites" / "cnn_vs_fc")]
+sys.path[:0] = [str(ROOT), str(ROOT / "autograder" / "suites" / "cnn_vs_fc"), str(ROOT / "tests")]
 
 import design  # noqa: E402 - the suite's budgets, steps and cost count
 import reference  # noqa: E402
 import test_training  # noqa: E402 - the grader's training recipe
 from coursekit.mnist import load_mnist  # noqa: E402
+from gradescope_sim import V1, own_cgroup  # noqa: E402
 
 
 def conv_relu_pool(channels: list[int], kernel: int, padding: int | list[int], features: int, norm: bool = False):
@@ -90,9 +91,7 @@ def cpu_share(share: float | None):
     if not share:
         yield
         return
-    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-               if "cpu" in line.split(":", 2)[1].split(","))
-    parent = Path("/sys/fs/cgroup/cpu") / own.lstrip("/")
+    parent = V1 / "cpu" / own_cgroup("cpu").lstrip("/")
     group = parent / f"bench-design-{os.getpid()}"
     group.mkdir()
     period = int((group / "cpu.cfs_period_us").read_text())

@@ -102,10 +102,6 @@ class Window:
     load: float = 0.0   # the machine's 1-minute load average then (others' work slows the wall time, not the CPU)
 
 
-def load_average() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
 def machine_busy() -> float:
     """CPU-seconds this machine has spent busy since boot (every process, anyone's), from /proc/stat."""
     user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
@@ -148,7 +144,7 @@ def grade_locally(submitted: Path, out: Path, size: int, workers: int) -> tuple[
             graded = sum(1 for entry in os.scandir(out) if entry.is_dir()) if out.exists() else 0  # one per result
             while marks and graded >= marks[0]:
                 windows.append(Window(marks.pop(0), time.perf_counter() - started, cpu, rss, sampler.worker_rss,
-                                      sampler.sandbox_peak, load_average()))
+                                      sampler.sandbox_peak, os.getloadavg()[0]))
                 sampler.sandbox_peak = sampler.worker_rss = 0
             time.sleep(0.1)
     except BaseException:  # this script failed or was interrupted: the grader stops too
@@ -161,7 +157,7 @@ def grade_locally(submitted: Path, out: Path, size: int, workers: int) -> tuple[
         sys.exit(f"grading failed (exit status {grader.returncode})")
     if marks:  # the last results came between two samples
         windows.append(Window(marks.pop(), seconds, 0.0, windows[-1].grader_rss, sampler.worker_rss,
-                              sampler.sandbox_peak, load_average()))
+                              sampler.sandbox_peak, os.getloadavg()[0]))
     windows[-1].cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # the whole tree, exact
     return windows, busy
 
@@ -238,7 +234,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}; {os.cpu_count()} CPUs")
+    print(f"load average before: {' '.join(f'{load:.2f}' for load in os.getloadavg())}; {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         submitted = Path(tmp) / "submitted"
         make_class(submitted, args.students)
@@ -250,7 +246,7 @@ def main() -> None:
             print("Slurm: skipped (a local cluster needs root)")
             return
         grade_on_slurm(submitted, Path(tmp) / "slurm", args.students, args.tasks, windows[-1].seconds)
-    print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(f"load average after: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
 
 
 if __name__ == "__main__":

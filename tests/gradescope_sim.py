@@ -29,7 +29,6 @@ class Container:
     (what the kernel cannot drop, unlike the page cache) while a command runs in it."""
 
     def __init__(self, name: str, memory_mb: int = CONTAINER_MB, cpu_share: float = CPU_SHARE) -> None:
-        self.memory_mb = memory_mb
         self.memory = V1 / "memory" / own_cgroup("memory").lstrip("/") / name
         self.cpu = V1 / "cpu" / own_cgroup("cpu").lstrip("/") / name
         for folder in (self.memory, self.cpu):
@@ -94,14 +93,15 @@ def own_cgroup(controller: str) -> str:
     raise FileNotFoundError(f"no cgroup v1 {controller} controller")
 
 
-def package(assignment: str, folder: Path) -> Path:
-    """``python -m autograder package``, unpacked as Gradescope unpacks it; returns the source folder."""
+def package(assignment: str, folder: Path, source: Path | None = None) -> Path:
+    """``python -m autograder package`` into ``folder``, unpacked as Gradescope unpacks it into ``source``
+    (``folder/ASSIGNMENT-source`` unless given); returns the source folder."""
     zip_path = folder / f"{assignment}.zip"
     packaged = subprocess.run([sys.executable, "-m", "autograder", "package", assignment, "--out", str(zip_path)],
                               cwd=ROOT, capture_output=True, text=True)
     if packaged.returncode != 0:
         raise RuntimeError(f"packaging {assignment} failed: {packaged.stderr}")
-    source = folder / f"{assignment}-source"
+    source = source or folder / f"{assignment}-source"
     shutil.unpack_archive(zip_path, source)
     return source
 

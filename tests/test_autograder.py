@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = ["conv_basics", "cnn_vs_fc"]
 
 
-def autograder(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, timeout=900)
+def autograder(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m autograder ARGS`` (in ``cwd``, with ``env`` when given), its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=900)
 
 
 # Loops that do not train and an evaluation that reports perfect accuracy: the grader must not believe it.

@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -21,6 +19,7 @@ import torch
 
 from autograder.gpu_watch import nvidia_driver_loaded
 from autograder.results import SubmissionResult
+from test_autograder import autograder
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY = ROOT / "tests" / "gallery"
@@ -40,6 +39,18 @@ def hostile_notebook(source: str) -> nbformat.NotebookNode:
     return notebook
 
 
+def entry_notebook(entry: str, submitted: Path, out: Path) -> Path | nbformat.NotebookNode:
+    """Gallery entry ``entry`` as a notebook for a class in ``submitted`` graded into ``out``: its .ipynb file, or
+    the reference solution followed by its cells, the placeholders replaced by this class's paths."""
+    path = next(GALLERY.glob(f"{entry}.*"))
+    if path.suffix == ".ipynb":
+        return path
+    source = path.read_text()
+    for key, value in {"{SUITE_FILE}": str(SUITE_FILE), "{SUBMITTED}": str(submitted), "{OUT}": str(out)}.items():
+        source = source.replace(key, value)
+    return hostile_notebook(source)
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -49,25 +60,15 @@ def grade_class(base: Path, students: list[str], workers: int, device: str):
     """Grade gallery entries (an honest student where no entry has the name); returns (results by student,
     out folder, submitted, digests)."""
     submitted, out = base / "submitted", base / "out"
-    places = {"{SUITE_FILE}": str(SUITE_FILE), "{SUBMITTED}": str(submitted), "{OUT}": str(out)}
     for student in students:
         folder = submitted / student / "conv_basics"
         folder.mkdir(parents=True)
         target = folder / "conv_basics.ipynb"
-        entry = next(GALLERY.glob(f"{student}.*"), None)
-        if entry is None:
-            target.write_bytes(SOLUTION.read_bytes())
-        elif entry.suffix == ".ipynb":
-            target.write_bytes(entry.read_bytes())
-        else:
-            source = entry.read_text()
-            for key, value in places.items():
-                source = source.replace(key, value)
-            nbformat.write(hostile_notebook(source), target)
+        book = entry_notebook(student, submitted, out) if student in ALL_ENTRIES else SOLUTION
+        target.write_bytes(book.read_bytes()) if isinstance(book, Path) else nbformat.write(book, target)
     before = tree_digest(submitted)
-    run = subprocess.run([sys.executable, "-m", "autograder", "grade", "conv_basics", str(submitted), "--out",
-                          str(out), "--workers", str(workers), "--timeout", "60", "--device", device],
-                         capture_output=True, text=True, timeout=900)
+    run = autograder("grade", "conv_basics", str(submitted), "--out", str(out), "--workers", str(workers),
+                     "--timeout", "60", "--device", device)
     # Exit status 1: the unreadable notebooks could not be graded (each still gets a result saying why).
     unreadable = {"empty", "invalid_json"} & set(students)
     not_graded = set(re.findall(r"^  (\w+): unreadable: ", run.stdout.split(f"could not grade {len(unreadable)}:")[-1],

@@ -29,6 +29,7 @@ import pytest
 import tomllib
 import yaml
 from packaging.requirements import Requirement
+from test_book import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -68,8 +69,7 @@ except ModuleNotFoundError:
 # --- the sources (fast) -----------------------------------------------------------------------------------------
 
 def test_every_chapter_is_in_the_table_of_contents():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    listed = [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
+    listed = toc_files()
     assert len(CHAPTERS) == 8 and [f"book/{chapter}" for chapter in CHAPTERS] == [
         file for file in listed if file.startswith("book/0")], (CHAPTERS, listed)
 

@@ -25,7 +25,8 @@ import nbformat
 import pytest
 
 from autograder.results import SubmissionResult, published_book
-from test_autograder_realistic import BASE, notebook, read_student
+from test_autograder import autograder
+from test_autograder_realistic import BASE, notebook, students
 from test_book_browser import SCREENSHOTS, axe_violations
 
 pytestmark = pytest.mark.slow
@@ -33,10 +34,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "autograder" / "suites"
 REALISTIC = ["d2l_loops", "int_only_pool"]
-
-
-def autograder(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +45,9 @@ def graded(tmp_path_factory) -> Path:
         folder.mkdir(parents=True)
     shutil.copy(ROOT / "solutions" / "conv_basics" / "conv_basics.ipynb", folders["solved"])
     shutil.copy(ROOT / "exercises" / "conv_basics" / "conv_basics.ipynb", folders["untouched"])
-    careful = read_student(ROOT / "tests" / "realistic" / "conv_basics" / f"{BASE}.ipy")
+    realistic = students("conv_basics")
     for name in REALISTIC:
-        student = read_student(ROOT / "tests" / "realistic" / "conv_basics" / f"{name}.ipy")
-        nbformat.write(notebook("conv_basics", student, careful), folders[name] / "conv_basics.ipynb")
+        nbformat.write(notebook("conv_basics", realistic[name], realistic[BASE]), folders[name] / "conv_basics.ipynb")
     run = autograder("grade", "conv_basics", str(base / "submitted"), "--out", str(base / "out"), "--workers", "2",
                      "--device", "cpu")
     assert run.returncode == 0, run.stderr[-3000:]

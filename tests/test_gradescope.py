@@ -115,14 +115,11 @@ def test_run_autograder_within_gradescope_limits(container, assignment, tmp_path
 
 def test_package_pins_are_the_projects_own(tmp_path):
     """uv.txt, torch.txt and requirements.txt in the zip are lines of the project's requirements.txt, not copies."""
-    zip_path = tmp_path / "autograder.zip"
-    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out", str(zip_path)],
-                          cwd=ROOT, capture_output=True).returncode == 0
-    shutil.unpack_archive(zip_path, tmp_path / "source")
+    source = package("conv_basics", tmp_path)
     project = {Requirement(line).name: line for line in requirement_lines(ROOT / "requirements.txt")}
     for name, wanted in [("uv.txt", {"uv"}), ("torch.txt", {"torch", "torchvision"}),
                          ("requirements.txt", GRADING - TORCH)]:
-        assert set(requirement_lines(tmp_path / "source" / name)) == {project[n] for n in wanted}, name
+        assert set(requirement_lines(source / name)) == {project[n] for n in wanted}, name
 
 
 def requirement_lines(path: Path) -> list[str]:
@@ -169,9 +166,7 @@ def test_setup_installs_python_311_and_cpu_torch_from_the_pins(tmp_path):
     """setup.sh's logic offline (it needs the internet): uv (a stub that logs its calls) makes a Python 3.11 venv,
     installs torch.txt from PyTorch's CPU index before requirements.txt, and the venv is checked for real."""
     root, log = tmp_path / "autograder", tmp_path / "calls.log"
-    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out",
-                           str(tmp_path / "a.zip")], cwd=ROOT).returncode == 0
-    shutil.unpack_archive(tmp_path / "a.zip", root / "source")
+    package("conv_basics", tmp_path, root / "source")
     uv = tmp_path / "uv"
     uv.write_text(STUB_UV)
     uv.chmod(0o755)
@@ -278,9 +273,7 @@ def test_setup_takes_python_311_whatever_the_images_python3(has_311, tmp_path):
     if has_311:
         (image / "python3.11").symlink_to(sys._base_executable)
     root = tmp_path / "autograder"
-    assert subprocess.run([sys.executable, "-m", "autograder", "package", "conv_basics", "--out",
-                           str(tmp_path / "a.zip")], cwd=ROOT, capture_output=True).returncode == 0
-    shutil.unpack_archive(tmp_path / "a.zip", root / "source")
+    package("conv_basics", tmp_path, root / "source")
     run = subprocess.run([shutil.which("bash"), str(root / "source" / "setup.sh")], capture_output=True, text=True,
                          timeout=120, env={"AUTOGRADER_ROOT": str(root), "UV": uv, "PATH": str(image), "UV_OFFLINE": "1",
                                            "HOME": str(tmp_path), "UV_CACHE_DIR": str(tmp_path / "cache"),

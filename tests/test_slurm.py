@@ -19,8 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
-from test_autograder_gallery import GALLERY, SOLUTION, SUITE_FILE, hostile_notebook, tree_digest
-from test_autograder_realistic import BASE, notebook, students
+from test_autograder import autograder
+from test_autograder_gallery import SOLUTION, entry_notebook, tree_digest
+from test_autograder_realistic import BASE, find_results, notebook, students
 
 from autograder.results import SubmissionResult
 from autograder.submissions import shard
@@ -48,23 +49,12 @@ class Course:
     before: dict[str, str]  # the submitted tree's digests before anything graded it
 
 
-def autograder(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, timeout=900,
-                          env=env)
-
-
 def make_class(submitted: Path, out: Path) -> list[str]:
     """40 submissions in nbgrader's layout; the gallery's placeholders name this class's folders."""
     realistic = students(ASSIGNMENT)
     books: dict[str, Path | nbformat.NotebookNode] = {
         name: notebook(ASSIGNMENT, student, realistic[BASE]) for name, student in realistic.items() if name not in SLOW}
-    places = {"{SUITE_FILE}": str(SUITE_FILE), "{SUBMITTED}": str(submitted), "{OUT}": str(out)}
-    for entry in HOSTILE:
-        path = next(GALLERY.glob(f"{entry}.*"))
-        source = path.read_text()
-        for key, value in places.items():
-            source = source.replace(key, value)
-        books[entry] = path if path.suffix == ".ipynb" else hostile_notebook(source)
+    books |= {entry: entry_notebook(entry, submitted, out) for entry in HOSTILE}
     books["untouched"] = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     books["honest"] = SOLUTION
     order = sorted(books)
@@ -78,10 +68,6 @@ def make_class(submitted: Path, out: Path) -> list[str]:
     return sorted(books)
 
 
-def results(out: Path) -> dict[str, SubmissionResult]:
-    return {path.parent.parent.name: SubmissionResult.read(path) for path in out.glob(f"*/{ASSIGNMENT}/results.json")}
-
-
 def outcome(result: SubmissionResult) -> tuple:
     """What grading decided: the status, the score and each test's status and points (not timings or pids)."""
     return result.status, result.score, result.max_score, [(t.name, t.status, t.score) for t in result.tests]
@@ -89,8 +75,9 @@ def outcome(result: SubmissionResult) -> tuple:
 
 def up_to_date(out: Path, submitted: Path) -> list[str]:
     """Students whose result was graded from the notebook now submitted (what a rerun skips, the suite unchanged)."""
-    return sorted(student for student, result in results(out).items() if result.notebook_sha256 == hashlib.sha256(
-        (submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()).hexdigest())
+    return sorted(student for student, result in find_results(out, ASSIGNMENT).items()
+                  if result.notebook_sha256 == hashlib.sha256(
+                      (submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()).hexdigest())
 
 
 def summary(stdout: str) -> dict[int, str]:
@@ -121,7 +108,8 @@ def reference(course, tmp_path_factory) -> dict[str, SubmissionResult]:
     local = autograder("grade", ASSIGNMENT, str(course.submitted), "--out", str(out), "--workers", "2",
                        "--device", "cpu")
     assert local.returncode == 1 and "could not grade 2:" in local.stdout, local.stdout + local.stderr[-3000:]
-    return results(out)  # all graded but the two unreadable notebooks (exit status 1), whose results say why
+    # All graded but the two unreadable notebooks (exit status 1), whose results say why.
+    return find_results(out, ASSIGNMENT)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +133,7 @@ def test_class_graded_as_four_tasks_equals_local_grading(course, reference, on_s
         f"2 submission(s) could not be graded: their results say why (the status column of {course.out}/grades.csv)")
     rows = list(csv.DictReader((course.out / "grades.csv").open()))
     assert len(rows) == 40 and sorted(row["student"] for row in rows) == course.students
-    graded = results(course.out)
+    graded = find_results(course.out, ASSIGNMENT)
     assert {s: outcome(r) for s, r in graded.items()} == {s: outcome(r) for s, r in reference.items()}
     assert all(float(row["score"]) == graded[row["student"]].score for row in rows)
     with Gradebook(f"sqlite:///{course.out.parent / 'gradebook.db'}") as gradebook:  # written by the merge job
@@ -167,7 +155,7 @@ def test_hostile_submissions_change_nothing_in_other_shards(course, reference, o
     hog asks for more than its cap on the node every task shares. The other shards grade as they do locally."""
     home = {student: k for k in (1, 2, 3, 4) for student in shard(course.students, k, 4)}
     assert home["snoop"] != home["honest"], "the class must put the snoop and its target in different shards"
-    graded = results(course.out)
+    graded = find_results(course.out, ASSIGNMENT)
     for hostile in ("snoop", "memory_hog"):
         others = [s for s in course.students if home[s] != home[hostile]]
         assert {s: outcome(graded[s]) for s in others} == {s: outcome(reference[s]) for s in others}
@@ -208,7 +196,8 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
     assert summary(rerun.stdout) == dict.fromkeys((1, 2), "COMPLETED, 4 of 4 graded")
     assert up_to_date(out, submitted) == sorted(RERUN_CLASS)
     assert {s: tree_digest(out / s / ASSIGNMENT) for s in kept} == before  # untouched, byte for byte
-    assert {s: outcome(r) for s, r in results(out).items()} == {s: outcome(reference[s]) for s in RERUN_CLASS}
+    graded = find_results(out, ASSIGNMENT)
+    assert {s: outcome(r) for s, r in graded.items()} == {s: outcome(reference[s]) for s in RERUN_CLASS}
     assert len((out / "grades.csv").read_text().splitlines()) == 1 + len(RERUN_CLASS)
 
 
