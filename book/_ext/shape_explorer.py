@@ -105,7 +105,7 @@ def pytorch_shapes() -> dict:
         heights = list(itertools.product(*GRIDS[operation].values()))
         widths = random.Random(operation).sample(heights, len(heights))
         for height, width in zip(heights, widths):
-            settings = [(h, w) for h, w in zip(height, width)]
+            settings = list(zip(height, width))
             (n, k, p, s, d, q) = settings
             try:
                 out = list(layers[operation](torch.zeros(1, 1, *n), k, p, s, d, q).shape[-2:])

@@ -29,6 +29,7 @@
       transposedOnly: true },
   ];
   const AXES = ["height", "width"];
+  const AXIS_NAMES = AXES.map((axis) => `${axis[0].toUpperCase()}${axis.slice(1)}`);  // "Height", "Width"
   const SVG = "http://www.w3.org/2000/svg";
   const TIMES = "\u00d7";
   const MINUS = "\u2212";
@@ -250,7 +251,7 @@
         const axes = AXES.map((axis) => axisArithmetic(op, values[axis]));
         const square = FIELDS.every((f) => values.height[f.key] === values.width[f.key]);
         const found = square ? axes[0].problems
-          : axes.flatMap((a, i) => a.problems.map((text) => `${AXES[i][0].toUpperCase()}${AXES[i].slice(1)}: ${text}`));
+          : axes.flatMap((a, i) => a.problems.map((text) => `${AXIS_NAMES[i]}: ${text}`));
         state = { problems: found, op, transposed, square, values, axes };
       }
       step = 0;
@@ -263,7 +264,7 @@
       }
       const [h, w] = state.axes;
       formulas.replaceChildren(...(state.square ? [formula(op, values.height, h)]
-        : AXES.map((axis, i) => `${axis[0].toUpperCase()}${axis.slice(1)}: ${formula(op, values[axis], state.axes[i])}`))
+        : AXES.map((axis, i) => `${AXIS_NAMES[i]}: ${formula(op, values[axis], state.axes[i])}`))
         .map((text) => element("li", {}, text)));
       shape.textContent = `Output: ${h.out} ${TIMES} ${w.out}`;
       codeLine.replaceChildren("In PyTorch: ", element("code", {}, code(op, values.height, values.width)));
@@ -297,6 +298,18 @@
       return cells;
     }
 
+    /* Step i of a grid perRow wide: its row and column, and where its window starts (s cells apart). */
+    function place(i, perRow, v) {
+      const row = Math.floor(i / perRow);
+      const column = i % perRow;
+      return { row, column, top: row * v.height.stride, left: column * v.width.stride };
+    }
+
+    /* The rows and the columns the window starting at (top, left) covers, as text. */
+    function spans(top, left, v) {
+      return [range(top, v.height.kernel, v.height.dilation), range(left, v.width.kernel, v.width.dilation)];
+    }
+
     function draw() {
       if (state.transposed) drawTransposed();
       else drawWindow();
@@ -305,10 +318,7 @@
     /* Convolution and pooling: step over the output elements; each reads a window of the padded input. */
     function drawWindow() {
       const { values: v, axes: [h, w], op } = state;
-      const row = Math.floor(step / w.out);
-      const column = step % w.out;
-      const top = row * v.height.stride;
-      const left = column * v.width.stride;
+      const { row, column, top, left } = place(step, w.out, v);
       const window = taps(top, left, v);
       const shaded = new Set(window.map(([r, c]) => `${r},${c}`));
       const reach = [(h.out - 1) * v.height.stride + h.effective, (w.out - 1) * v.width.stride + w.effective];
@@ -322,8 +332,7 @@
       outputFigure.caption("Output");
       outputFigure.render(h.out, w.out, (r, c) => ({ done: r * w.out + c < step, shaded: r === row && c === column }),
                           { top: row, left: column, height: 1, width: 1 });
-      const rows = range(top, v.height.kernel, v.height.dilation);
-      const columns = range(left, v.width.kernel, v.width.dilation);
+      const [rows, columns] = spans(top, left, v);
       inputFigure.describe(`Padded input, ${h.padded} ${TIMES} ${w.padded}: the ${v.height.input} ${TIMES} ` +
                            `${v.width.input} input with ${plural(v.height.padding, "row")} of padding above and ` +
                            `below and ${plural(v.width.padding, "column")} left and right. The ` +
@@ -331,7 +340,7 @@
                            `${rows} and columns ${columns}.`);
       outputFigure.describe(`Output, ${h.out} ${TIMES} ${w.out}; the current ${OPERATIONS[op].window} gives ` +
                             `element (${row}, ${column}).`);
-      position.textContent = `Window ${step + 1} of ${h.out * w.out}: output element (${row}, ${column}) reads ` +
+      position.textContent = `Window ${step + 1} of ${count()}: output element (${row}, ${column}) reads ` +
                              `padded-input rows ${rows}, columns ${columns}.`;
     }
 
@@ -339,14 +348,11 @@
        placed s apart; the padding then crops p cells from each side and the output padding adds cells at the end. */
     function drawTransposed() {
       const { values: v, axes: [h, w] } = state;
-      const row = Math.floor(step / v.width.input);
-      const column = step % v.width.input;
-      const top = row * v.height.stride;
-      const left = column * v.width.stride;
+      const { row, column, top, left } = place(step, v.width.input, v);
       const written = new Set(taps(top, left, v).map(([r, c]) => `${r},${c}`));
       const before = new Set();
       for (let i = 0; i < step; i++) {
-        const [r0, c0] = [Math.floor(i / v.width.input) * v.height.stride, (i % v.width.input) * v.width.stride];
+        const { top: r0, left: c0 } = place(i, v.width.input, v);
         for (const [r, c] of taps(r0, c0, v)) before.add(`${r},${c}`);
       }
       const kept = (r, axis, a) => r >= v[axis].padding && r < v[axis].padding + a.out;
@@ -361,8 +367,7 @@
         shaded: written.has(`${r},${c}`),
         done: before.has(`${r},${c}`),
       }), { top, left, height: h.effective, width: w.effective });
-      const rows = range(top, v.height.kernel, v.height.dilation);
-      const columns = range(left, v.width.kernel, v.width.dilation);
+      const [rows, columns] = spans(top, left, v);
       inputFigure.describe(`Input, ${v.height.input} ${TIMES} ${v.width.input}; the current element is ` +
                            `(${row}, ${column}).`);
       outputFigure.describe(`Output before cropping, ${h.extent} ${TIMES} ${w.extent}: the element's value times ` +
@@ -370,7 +375,7 @@
                             `columns ${columns}. Cropping ${plural(v.height.padding, "row")} at the top and ` +
                             `${plural(v.width.padding, "column")} at the left leaves the ${h.out} ${TIMES} ` +
                             `${w.out} output.`);
-      position.textContent = `Element ${step + 1} of ${v.height.input * v.width.input}: input element ` +
+      position.textContent = `Element ${step + 1} of ${count()}: input element ` +
                              `(${row}, ${column}) adds its value times the kernel to rows ${rows}, columns ` +
                              `${columns} before cropping.`;
     }
