@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The venv's tools first on PATH (nbgrader, for one, runs the `alembic` it installs beside itself).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-ASSIGNMENTS := conv_basics cnn_vs_fc
+ASSIGNMENTS := conv_basics cnn_vs_fc receptive_fields
 
 .PHONY: help setup book exercises test bench serve clean chromium slurm gpu-wheels gpu-check
 
