@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASS = ROOT / "tests" / "realistic"
 BASE = "careful_student"
 # conv_basics gets a tight budget per submission: a hang must not cost the independent functions.
-TIMEOUTS = {"conv_basics": 60, "cnn_vs_fc": 300}
+TIMEOUTS = {"conv_basics": 60, "cnn_vs_fc": 300, "receptive_fields": 60}
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,9 @@
 """Hidden tests of conv_transpose2d(X, K, stride=1, padding=0, dilation=1, output_padding=0), checked against
 torch's own F.conv_transpose2d (reference.py) and against autograd's gradient of a convolution.
 
-Each option is tested on its own with int arguments; accepting pairs is a test of its own.
+Each option is tested on its own with int arguments; accepting pairs is a test of its own, with the two options
+every transposed convolution needs (stride and padding), so that a dilation or output-padding mistake is not
+charged there again.
 """
 import pytest
 import torch
@@ -83,9 +85,8 @@ def test_output_padding(submission, case):
 
 
 def test_pairs(submission):
-    """conv_transpose2d: every option as a pair (stride (2, 1), padding (1, 0), dilation (1, 2), output_padding (1, 0))"""
-    check(submission, torch.randn(3, 4), torch.randn(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
-          output_padding=(1, 0))
+    """conv_transpose2d: stride (2, 3) and padding (1, 0) as pairs"""
+    check(submission, torch.randn(3, 4), torch.randn(3, 2), stride=(2, 3), padding=(1, 0))
 
 
 @pytest.mark.book("08_dilation_transposed", "Why \"transposed\"")

@@ -93,6 +93,7 @@ JUMPS = {"LeNet: 5×5 conv, 2×2 pool with stride 2, 5×5 conv, 2×2 pool with s
          "3×3 convs with strides 2, 3 and 1": [(3, 2, 0, 1), (3, 3, 0, 1), (3, 1, 0, 1)]}
 
 
+@pytest.mark.points(2)
 @pytest.mark.book("03_stride", "An example: stride 3 down, 2 across")
 @pytest.mark.parametrize("case", JUMPS)
 def test_jump(submission, case):
