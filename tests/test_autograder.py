@@ -16,7 +16,7 @@ import pytest
 from autograder.results import SubmissionResult
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = ["conv_basics", "cnn_vs_fc"]
+ASSIGNMENTS = ["conv_basics", "cnn_vs_fc", "receptive_fields"]
 
 
 def autograder(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -53,7 +53,7 @@ def make_class(folder: Path, assignment: str) -> Path:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> tuple[Path, Path]:
-    """Both assignments graded into one folder and one gradebook, as a course does: (submitted, out)."""
+    """Every assignment graded into one folder and one gradebook, as a course does: (submitted, out)."""
     base = tmp_path_factory.mktemp("course")
     out = base / "out"
     for assignment in ASSIGNMENTS:
@@ -107,7 +107,8 @@ def test_grades_csv_lists_every_assignment_and_feedback(graded):
 
 def test_test_names_say_what_they_grade(graded):
     api = {"corr2d", "conv_output_shape", "corr2d_multi_in_out", "pool2d", "Conv2D", "ConvNet", "FCNet",
-           "DesignNet", "train_one_epoch", "evaluate"}
+           "DesignNet", "train_one_epoch", "evaluate", "receptive_field", "conv_transpose2d", "conv2d_input_grad",
+           "overlap_counts"}
     names = [t.name for a in ASSIGNMENTS for t in result(graded, a, "solved").tests]
     assert all(name.split(":")[0] in api for name in names), names
     assert api == {name.split(":")[0] for name in names}

@@ -44,7 +44,8 @@ def html_pages(site: Path) -> list[Path]:
 def test_every_toc_page_exists(built_site):
     files = toc_files()
     assert {f"book/{c}" for c in CHAPTERS} <= set(files)
-    assert {"book/assignments/conv_basics", "book/assignments/cnn_vs_fc", "book/instructors"} <= set(files)
+    assert {"book/assignments/conv_basics", "book/assignments/cnn_vs_fc", "book/assignments/receptive_fields",
+            "book/instructors"} <= set(files)
     for file in files:
         assert (built_site / f"{file}.html").is_file(), f"{file} was not built"
     assert (built_site / "index.html").is_file() and (built_site / "search.html").is_file()
@@ -174,7 +175,7 @@ def test_notebook_download_and_launch_buttons(built_site):
 def test_assignment_pages_offer_the_released_folder(built_site):
     """Each assignment page links a zip of exercises/<assignment>/ whole (cnn_vs_fc's notebook needs the MNIST
     sample beside it), byte for byte, under the folder name nbgrader's fetch gives."""
-    for assignment in ["conv_basics", "cnn_vs_fc"]:
+    for assignment in ["conv_basics", "cnn_vs_fc", "receptive_fields"]:
         raw = (built_site / "book" / "assignments" / f"{assignment}.html").read_text(encoding="utf8")
         link = re.search(rf'href="([^"]*_downloads/[^"]*/{assignment}\.zip)"', raw)
         assert link, f"no download link to {assignment}.zip"

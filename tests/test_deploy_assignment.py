@@ -1,4 +1,5 @@
-"""Assignments that travel: cnn_vs_fc as students get it, run where they run it, then graded.
+"""Assignments that travel: cnn_vs_fc (with the data it reads) and receptive_fields as students get them, run where
+they run them, then graded.
 
 Through nbgrader's own exchange: the instructor releases the committed exercises/ (`release_assignment`) into a
 scratch exchange; alice and bob, each with a home of their own and working in a folder of their own,
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ASSIGNMENT = "cnn_vs_fc"
+ASSIGNMENTS = ["cnn_vs_fc", "receptive_fields"]
 COURSE = "convnets"
 MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
@@ -57,10 +58,10 @@ def nbgrader(home: Path, cwd: Path, *args: str) -> str:
     return run.stdout + run.stderr
 
 
-def solve(path: Path) -> None:
+def solve(path: Path, assignment: str) -> None:
     """Write the instructor's solution into each solution cell, as a student would (no markers)."""
     solutions = {cell.metadata["nbgrader"]["grade_id"]: cell.source
-                 for cell in nbformat.read(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4).cells
+                 for cell in nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4).cells
                  if cell.metadata.get("nbgrader", {}).get("solution")}
     notebook = nbformat.read(path, as_version=4)
     filled = 0
@@ -82,8 +83,8 @@ def run_top_to_bottom(path: Path, home: Path) -> None:
     nbformat.write(notebook, path)
 
 
-def released_files() -> dict[str, bytes]:
-    folder = ROOT / "exercises" / ASSIGNMENT
+def released_files(assignment: str) -> dict[str, bytes]:
+    folder = ROOT / "exercises" / assignment
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
@@ -91,17 +92,18 @@ def files_in(folder: Path) -> dict[str, bytes]:
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
-def site_download(site: Path) -> Path:
+def site_download(site: Path, assignment: str) -> Path:
     """The zip the assignment page links."""
-    page = site / "book" / "assignments" / f"{ASSIGNMENT}.html"
-    link = re.search(rf'href="([^"]*/{ASSIGNMENT}\.zip)"', page.read_text(encoding="utf8"))
-    assert link, f"{page} links no {ASSIGNMENT}.zip"
+    page = site / "book" / "assignments" / f"{assignment}.html"
+    link = re.search(rf'href="([^"]*/{assignment}\.zip)"', page.read_text(encoding="utf8"))
+    assert link, f"{page} links no {assignment}.zip"
     return (page.parent / link.group(1)).resolve()
 
 
-@pytest.fixture(scope="module")
-def graded(built_site, tmp_path_factory) -> dict[str, dict]:
-    """Every student's grades.csv row, after the whole journey."""
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(built_site, tmp_path_factory, request) -> dict[str, dict]:
+    """Every student's grades.csv row, after the whole journey of one assignment."""
+    assignment = request.param
     base = tmp_path_factory.mktemp("deploy")
     exchange = base / "exchange"
     instructor = person(base, "instructor", exchange)
@@ -109,51 +111,51 @@ def graded(built_site, tmp_path_factory) -> dict[str, dict]:
     course.mkdir()
     (course / "nbgrader_config.py").write_text(
         f"c = get_config()\nc.CourseDirectory.release_directory = {str(ROOT / 'exercises')!r}\n")
-    nbgrader(instructor, course, "release_assignment", ASSIGNMENT)
+    nbgrader(instructor, course, "release_assignment", assignment)
 
     notebooks = {}
     for student in ("alice", "bob"):
         home = person(base, student, exchange)
         (home / "courses").mkdir()
-        nbgrader(home, home / "courses", "fetch_assignment", ASSIGNMENT)
-        fetched = home / "courses" / ASSIGNMENT
-        assert files_in(fetched) == released_files(), f"{student} fetched {sorted(files_in(fetched))}"
-        notebooks[student] = (home, fetched / f"{ASSIGNMENT}.ipynb")
+        nbgrader(home, home / "courses", "fetch_assignment", assignment)
+        fetched = home / "courses" / assignment
+        assert files_in(fetched) == released_files(assignment), f"{student} fetched {sorted(files_in(fetched))}"
+        notebooks[student] = (home, fetched / f"{assignment}.ipynb")
     for student in ("carol", "dave"):
         home = base / student
         (home / "downloads").mkdir(parents=True)
-        shutil.unpack_archive(site_download(built_site), home / "downloads")
-        unpacked = home / "downloads" / ASSIGNMENT
-        assert files_in(unpacked) == released_files(), f"{student} unzipped {sorted(files_in(unpacked))}"
-        notebooks[student] = (home, unpacked / f"{ASSIGNMENT}.ipynb")
+        shutil.unpack_archive(site_download(built_site, assignment), home / "downloads")
+        unpacked = home / "downloads" / assignment
+        assert files_in(unpacked) == released_files(assignment), f"{student} unzipped {sorted(files_in(unpacked))}"
+        notebooks[student] = (home, unpacked / f"{assignment}.ipynb")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = []
         for student in ("alice", "carol"):
             home, notebook = notebooks[student]
-            solve(notebook)
+            solve(notebook, assignment)
             runs.append(pool.submit(run_top_to_bottom, notebook, home))
         for run in runs:
             run.result()  # a failing cell raises CellExecutionError with its traceback
 
     for student in ("alice", "bob"):
         home, notebook = notebooks[student]
-        nbgrader(home, notebook.parent.parent, "submit", ASSIGNMENT, "--student", student)
-    nbgrader(instructor, course, "collect", ASSIGNMENT)
+        nbgrader(home, notebook.parent.parent, "submit", assignment, "--student", student)
+    nbgrader(instructor, course, "collect", assignment)
     submitted = course / "submitted"
     for student in ("alice", "bob"):
-        collected = submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        collected = submitted / student / assignment / f"{assignment}.ipynb"
         assert collected.read_bytes() == notebooks[student][1].read_bytes(), f"collect lost {student}'s notebook"
     for student in ("carol", "dave"):  # an LMS download unpacked into nbgrader's layout
-        (submitted / student / ASSIGNMENT).mkdir(parents=True)
-        shutil.copy(notebooks[student][1], submitted / student / ASSIGNMENT)
+        (submitted / student / assignment).mkdir(parents=True)
+        shutil.copy(notebooks[student][1], submitted / student / assignment)
 
     out = base / "autograded"
-    grade = subprocess.run([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(submitted), "--out", str(out),
+    grade = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(submitted), "--out", str(out),
                             "--workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert grade.returncode == 0, grade.stdout[-3000:] + grade.stderr[-3000:]
     with open(out / "grades.csv", newline="") as table:
-        return {row["student"]: row for row in csv.DictReader(table) if row["assignment"] == ASSIGNMENT}
+        return {row["student"]: row for row in csv.DictReader(table) if row["assignment"] == assignment}
 
 
 def test_solved_notebooks_that_travelled_get_full_marks(graded):

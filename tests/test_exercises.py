@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ASSIGNMENTS = ["conv_basics", "cnn_vs_fc"]
+ASSIGNMENTS = ["conv_basics", "cnn_vs_fc", "receptive_fields"]
 SKIP_TAG = "skip-in-grader"
 MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]
 
@@ -47,6 +47,14 @@ API = {
                             ("criterion", NO_DEFAULT), ("device", "cpu")],
         "evaluate": [("model", NO_DEFAULT), ("loader", NO_DEFAULT), ("criterion", NO_DEFAULT), ("device", "cpu")],
         "DesignNet": [],
+    },
+    "receptive_fields": {
+        "receptive_field": [("layers", NO_DEFAULT)],
+        "conv_transpose2d": [("X", NO_DEFAULT), ("K", NO_DEFAULT), ("stride", 1), ("padding", 0), ("dilation", 1),
+                             ("output_padding", 0)],
+        "conv2d_input_grad": [("grad_Y", NO_DEFAULT), ("K", NO_DEFAULT), ("input_size", NO_DEFAULT), ("stride", 1),
+                              ("padding", 0), ("dilation", 1)],
+        "overlap_counts": [("kernel_size", NO_DEFAULT), ("stride", NO_DEFAULT)],
     },
 }
 
@@ -330,6 +338,27 @@ def test_nbgrader_metadata(assignment):
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "committed notebooks carry no outputs"
     assert notebook.metadata.kernelspec.name == "python3"
+
+
+def test_receptive_fields_solution_uses_no_convolution_routine():
+    """The functions that must not call PyTorch's convolutions do not, by the hidden suite's own rule (its test
+    cells may: they check the student's functions against F.conv_transpose2d and autograd)."""
+    sys.path.insert(0, str(ROOT / "autograder" / "suites" / "receptive_fields"))
+    try:
+        from reference import CONVOLUTIONS
+    finally:
+        sys.path.pop(0)
+    from autograder.banned import routines_used
+    cells = [(i, cell.source) for i, cell in enumerate(read(solution_path("receptive_fields")).cells)
+             if cell.cell_type == "code"]
+    for function in ("conv_transpose2d", "conv2d_input_grad"):
+        assert not routines_used(cells, function, CONVOLUTIONS), function
+    markdown = "\n".join(cell.source for cell in read(solution_path("receptive_fields")).cells
+                         if cell.cell_type == "markdown")
+    named = {name for name in CONVOLUTIONS if re.search(rf"\b{name}`", markdown)}
+    layers = {f"{family}{d}" for family in ("Conv", "ConvTranspose", "LazyConv") for d in ("1d", "2d", "3d")
+              if f"nn.{family}1d`/`2d`/`3d`" in markdown}
+    assert CONVOLUTIONS - named - layers == {"_convolution"}, "the notebook must name every routine the grader bans"
 
 
 def test_conv_basics_solution_uses_no_convolution_routine():
