@@ -41,7 +41,7 @@ exit status:
 
 def parser() -> arguments.Parser:
     p = arguments.Parser("grade", epilog=EPILOG)
-    p.add_argument("assignment", help="the assignment: a folder of autograder/suites (conv_basics, cnn_vs_fc)")
+    p.add_argument("assignment", help="the assignment: a folder of autograder/suites (conv_basics, cnn_vs_fc, receptive_fields)")
     p.add_argument("submitted", type=Path, help="nbgrader's submitted/ folder, a flat folder of notebooks, or one "
                                                 ".ipynb (layouts below)")
     p.add_argument("--out", type=arguments.folder, default=Path("autograded"), metavar="OUT",

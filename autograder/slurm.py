@@ -65,7 +65,7 @@ exit status:
 
 def parser() -> arguments.Parser:
     p = arguments.Parser("slurm", epilog=EPILOG)
-    p.add_argument("assignment", help="the assignment: a folder of autograder/suites (conv_basics, cnn_vs_fc)")
+    p.add_argument("assignment", help="the assignment: a folder of autograder/suites (conv_basics, cnn_vs_fc, receptive_fields)")
     p.add_argument("submitted", type=Path, help="the class's notebooks in one of grade's layouts, on shared storage")
     p.add_argument("--out", type=arguments.folder, required=True, metavar="OUT",
                    help="where results go, on shared storage; created with its parents")

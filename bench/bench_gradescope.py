@@ -26,7 +26,7 @@ def main() -> int:
     print(f"reference solutions under {args.memory_mb} MB and {CPU_SHARE:g} CPU (load average "
           f"{os.getloadavg()[0]:.1f}): score, wall time, peak memory charged, peak anonymous memory, OOM kills")
     with tempfile.TemporaryDirectory() as tmp:
-        for assignment in ("conv_basics", "cnn_vs_fc"):
+        for assignment in ("conv_basics", "cnn_vs_fc", "receptive_fields"):
             source = package(assignment, Path(tmp))
             for run_number in range(1, args.runs + 1):
                 container = Container(f"bench-gradescope-{os.getpid()}-{assignment}-{run_number}", args.memory_mb)

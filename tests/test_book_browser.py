@@ -34,7 +34,7 @@ AXE = ROOT / "tools" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_RULES = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]},
              "resultTypes": ["violations"]}
 CHAPTER_PAGES = [f"book/{chapter}" for chapter in CHAPTERS]
-MATH_PAGES = {*CHAPTER_PAGES, "book/assignments/conv_basics"}
+MATH_PAGES = {*CHAPTER_PAGES, "book/assignments/conv_basics", "book/assignments/receptive_fields"}
 VISIBLE_OUTPUTS = {
     "book/01_cross_correlation": "[[19., 25.],",
     "book/03_stride": "[[0., 8.],",

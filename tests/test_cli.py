@@ -97,7 +97,7 @@ BAD_ARGUMENTS = {
     "gradebook is a folder": (["grade", "conv_basics", "{class}", "--nbgrader-db", "{tmp}"], "give a file name"),
     "unknown device": (["grade", "conv_basics", "{class}", "--device", "gpu"], "invalid choice: 'gpu'"),
     "package into a folder": (["package", "conv_basics", "--out", "{tmp}"], "is a folder; give a file name"),
-    "package an unknown assignment": (["package", "cnn"], "(there are: cnn_vs_fc, conv_basics)"),
+    "package an unknown assignment": (["package", "cnn"], "(there are: cnn_vs_fc, conv_basics, receptive_fields)"),
     "merge a missing folder": (["merge", "{tmp}/nowhere", "--out", "{tmp}/merged"], "nowhere is not a folder"),
     "merge into a file": (["merge", "{class}", "--out", "{file}"], "is a file; give a folder"),
 }

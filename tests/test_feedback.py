@@ -118,7 +118,7 @@ def book_sections(assignment: str, tmp_path: Path) -> dict[str, dict]:
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("assignment", ["conv_basics", "cnn_vs_fc"])
+@pytest.mark.parametrize("assignment", ["conv_basics", "cnn_vs_fc", "receptive_fields"])
 def test_every_test_names_a_section_of_the_built_book(built_site, tmp_path, assignment):
     sections = book_sections(assignment, tmp_path)
     assert len(sections) >= 20

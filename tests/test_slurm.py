@@ -2,7 +2,8 @@
 
 A class of 40 conv_basics submissions (the realistic class, wrong and hostile ones from the gallery,
 correct ones) is graded once locally, as the reference, then as a job array of 4 tasks with --wait;
-eight of its notebooks are graded again as 2 tasks, one of them cancelled while it runs, then rerun.
+eight of its notebooks are graded again as 2 tasks, one of them cancelled while it runs, then rerun. The
+receptive_fields realistic class is graded as 2 tasks too, to the scores its headers give.
 """
 from __future__ import annotations
 
@@ -231,3 +232,21 @@ def test_dry_run_prints_both_scripts_without_slurm(course, tmp_path):
     assert "--gres" not in merge and "#SBATCH --partition=gpu" in merge, merge
     assert f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}\n" in merge
     assert not (tmp_path / "out").exists()
+
+
+def test_another_assignment_graded_on_slurm_as_a_careful_grader_scores_it(cluster, tmp_path):
+    """receptive_fields' realistic class as 2 tasks: each student gets the score its header gives (written from the
+    spec before grading), as local grading does in test_autograder_realistic."""
+    realistic = students("receptive_fields")
+    submitted, out = tmp_path / "submitted", tmp_path / "out"
+    for name, student in realistic.items():
+        target = submitted / name / "receptive_fields" / "receptive_fields.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(notebook("receptive_fields", student, realistic[BASE]), target)
+    run = autograder("slurm", "receptive_fields", str(submitted), "--out", str(out), "--tasks", "2", "--wait",
+                     env=cluster.env)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert set(summary(run.stdout).values()) == {"COMPLETED, 5 of 5 graded"}, run.stdout
+    graded = find_results(out, "receptive_fields")
+    assert {s: f"{r.score:g}/{r.max_score:g}" for s, r in graded.items()} == {
+        name: student.score for name, student in realistic.items()}

@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ASSIGNMENTS = ("conv_basics", "cnn_vs_fc")
+ASSIGNMENTS = ("conv_basics", "cnn_vs_fc", "receptive_fields")
 NOTEBOOKS = {"cnn_vs_fc solution": ROOT / "solutions" / "cnn_vs_fc" / "cnn_vs_fc.ipynb",
              "chapter 7": ROOT / "book" / "07_convnet_vs_fc.md"}
 CHECKS = ("grading", "nvml", "gallery", "notebooks")
