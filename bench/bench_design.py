@@ -1,8 +1,8 @@
 """The measurements behind cnn_vs_fc's design part: budgets and accuracy steps, and how far chance moves a net.
 
-Trains candidate nets through the grader's own code (``autograder/suites/cnn_vs_fc/test_training.py``'s
-``trained_design``: the notebook's comparison cell, 4 epochs, the reference loops, one thread), rebuilds them as the
-grader does and prints, per net, its parameters and multiply-adds per image (as the grader counts them), its
+Trains candidate nets through the grader's own code (``autograder/suites/cnn_vs_fc/design.py``'s ``trained``:
+the notebook's comparison cell, 4 epochs, the reference loops, one thread), rebuilds them as the grader does and
+prints, per net, its parameters and multiply-adds per image (as the grader counts them), its
 accuracy on the 2,000 held-out images and on the notebook's 2,000 test images (lowest / median / highest over
 ``--seeds`` seeds; a seed other than the grader's 0 is another data order and another initialisation, the whole
 of what chance does to a net), the largest gap between the two test sets on one seed, and its seconds per epoch.
@@ -29,7 +29,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "autograder" / "suites" / "cnn_vs_fc"), st
 import design  # noqa: E402 - the suite's budgets, steps and cost count
 import in_process  # noqa: E402 - the grader's training, in this process
 import reference  # noqa: E402
-import test_training  # noqa: E402 - the grader's training recipe
 from gradescope_sim import V1, own_cgroup  # noqa: E402
 
 
@@ -108,10 +107,10 @@ def run(make, seed: int, data) -> tuple[float, float, float]:
     """(held-out accuracy, the notebook's test accuracy, seconds per epoch) of ``make`` trained as graded."""
     design.described.clear()  # a fresh "submission" each time
     started = time.perf_counter()
-    net = test_training.trained_design(in_process.with_reference_loops(make), data, seed=seed)
+    net = design.trained(in_process.with_reference_loops(make), data, seed=seed)
     seconds = (time.perf_counter() - started) / design.EPOCHS
-    return (test_training.accuracy(net, data.held_out_images, data.held_out_labels),
-            test_training.accuracy(net, data.notebook_images, data.notebook_labels), seconds)
+    return (design.accuracy(net, data.held_out_images, data.held_out_labels),
+            design.accuracy(net, data.notebook_images, data.notebook_labels), seconds)
 
 
 def spread(values: list[float]) -> str:
@@ -126,8 +125,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = in_process.suite_data()
-    print(f"load average {os.getloadavg()[0]:.2f}; the notebook's comparison cell: SGD(lr={test_training.LR}, "
-          f"momentum={test_training.MOMENTUM}), batches of {test_training.BATCH_SIZE}, {design.EPOCHS} epochs; "
+    print(f"load average {os.getloadavg()[0]:.2f}; the notebook's comparison cell: SGD(lr=0.03, momentum=0.9), "
+          f"batches of 64, {design.EPOCHS} epochs; "
           f"budget {design_budget()}; steps {design.STEPS} on the held-out images")
     print(f"{'net':13} {'params':>7} {'mult-adds':>9}  held-out       notebook's     (min/median/max of {args.seeds} "
           "seeds)  largest gap  s/epoch")

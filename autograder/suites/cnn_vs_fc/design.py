@@ -43,6 +43,7 @@ from torch import nn
 from torch.fx.node import _get_qualified_name
 
 import layers
+import reference
 from layers import spec  # noqa: F401 - describe() calls it, here as in the sandbox
 
 PARAMETERS = 13_686            # the lecture's ConvNet's: the same budget, a better design
@@ -426,3 +427,58 @@ def same_outputs(net: Rebuilt, X: torch.Tensor, logits, what: str) -> None:
                              f"{describe_value(logits) if not isinstance(logits, torch.Tensor) else logits[:2]}, "
                              f"its traced graph computes {expected[:2]} (first two rows); its forward must do the "
                              "same on every call, with nothing torch.fx does not record")
+
+
+# The notebook's data cell and comparison cell, for DesignNet: every DataLoader iterator draws from torch's global
+# generator, so evaluating after each epoch, as the notebook does, is part of the data order. An evaluate that
+# raises stops the notebook; here it is noted and training goes on.
+COMPARISON = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+train_loader = DataLoader(TensorDataset(images / 255, labels), batch_size=64, shuffle=True)
+test_loader = DataLoader(TensorDataset(notebook_images / 255, notebook_labels), batch_size=500, shuffle=False)
+device, criterion, lr, num_epochs = "cpu", nn.CrossEntropyLoss(), 0.03, {epochs}
+torch.manual_seed({seed})
+net = DesignNet().to(device)
+initial = {{key: value.detach().clone() for key, value in net.state_dict().items()}}
+optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+evaluate_error = ""
+for epoch in range(num_epochs):
+    train_one_epoch(net, train_loader, optimizer, criterion, device)
+    try:
+        evaluate(net, test_loader, criterion, device)
+    except Exception as error:
+        evaluate_error = evaluate_error or f"{{type(error).__name__}}: {{error}}"[:300]
+net.eval()
+with torch.no_grad():
+    logits = net(X)
+result = (initial, describe(net), logits, evaluate_error)
+"""
+
+
+def trained(submission, mnist, seed: int = 0, epochs: int = EPOCHS) -> Rebuilt:
+    """DesignNet() trained as the notebook's comparison cell trains it (:data:`COMPARISON`), rebuilt here; raises
+    :class:`NotRebuildable` when it is not the net whose budgets were measured, or its weights did not train."""
+    counted, _, X = untrained(submission, seed)
+    initial, final, logits, evaluate_error = submission.run(
+        SANDBOX + COMPARISON.format(seed=seed, epochs=epochs), images=mnist.images, labels=mnist.labels,
+        notebook_images=mnist.notebook_images, notebook_labels=mnist.notebook_labels, X=X, timeout=120,
+        what=f"the notebook's comparison cell: DesignNet() trained for {epochs} epochs")
+    net = rebuild(final)
+    same_net = all(final.get(key) == counted.get(key) for key in ("nodes", "layers"))  # both traced in eval mode
+    if not same_net or not same_state(initial, counted.get("state")):
+        raise NotRebuildable(f"the net trained is not the {CALL} built after torch.manual_seed({seed}) "
+                             "whose budgets were measured: DesignNet() must build the same net every time")
+    same_outputs(net, X, logits, f"the trained {CALL}(X)")
+    if frozen := unchanged(net, initial):
+        raise NotRebuildable(f"training changed none of the values of {', '.join(frozen)}: every weight "
+                             "it computes with must be learned by the grader's training")
+    net.evaluate_error = evaluate_error
+    return net
+
+
+def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The accuracy on ``images`` (uint8), in batches of BATCH (the trusted side's memory stays small)."""
+    batches = [(images[i:i + BATCH].float() / 255, labels[i:i + BATCH]) for i in range(0, len(labels), BATCH)]
+    return reference.evaluate(model, batches, nn.CrossEntropyLoss())[1]

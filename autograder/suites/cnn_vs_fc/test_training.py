@@ -36,32 +36,6 @@ for epoch in range({epochs}):
     train_one_epoch(net, loader, optimizer, nn.CrossEntropyLoss())
 result = {result}
 """
-# The notebook's data cell and comparison cell, for DesignNet: every DataLoader iterator draws from torch's global
-# generator, so evaluating after each epoch, as the notebook does, is part of the data order. An evaluate that
-# raises stops the notebook; here it is noted and training goes on.
-COMPARISON = """
-import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-train_loader = DataLoader(TensorDataset(images / 255, labels), batch_size=64, shuffle=True)
-test_loader = DataLoader(TensorDataset(notebook_images / 255, notebook_labels), batch_size=500, shuffle=False)
-device, criterion, lr, num_epochs = "cpu", nn.CrossEntropyLoss(), 0.03, {epochs}
-torch.manual_seed({seed})
-net = DesignNet().to(device)
-initial = describe(net)
-optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
-evaluate_error = ""
-for epoch in range(num_epochs):
-    train_one_epoch(net, train_loader, optimizer, criterion, device)
-    try:
-        evaluate(net, test_loader, criterion, device)
-    except Exception as error:
-        evaluate_error = evaluate_error or f"{{type(error).__name__}}: {{error}}"[:300]
-net.eval()
-with torch.no_grad():
-    logits = net(X)
-result = (initial, describe(net), logits, evaluate_error)
-"""
 RECIPE = f"your train_one_epoch (SGD, lr {LR:g}, momentum {MOMENTUM:g})"
 trained: dict[int, object] = {}  # DesignNet's accuracies (or why there are none), once per submission
 
@@ -70,13 +44,6 @@ def train(submission, images, labels, net: str, epochs: int, result: str):
     code = TRAIN.format(net=net, epochs=epochs, result=result, lr=LR, momentum=MOMENTUM, batch_size=BATCH_SIZE)
     return submission.run(code, images=images, labels=labels, timeout=120,
                           what=f"training {net} for {epochs} epoch(s) with train_one_epoch")
-
-
-def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """The accuracy on ``images`` (uint8), in batches of design.BATCH (the trusted side's memory stays small)."""
-    batches = [(images[i:i + design.BATCH].float() / 255, labels[i:i + design.BATCH])
-               for i in range(0, len(labels), design.BATCH)]
-    return reference.evaluate(model, batches, nn.CrossEntropyLoss())[1]
 
 
 @pytest.mark.points(3)
@@ -89,32 +56,10 @@ def test_accuracy(submission, mnist, name, epochs):
         model = reference.with_weights(name, state)
     except AssertionError as error:
         raise AssertionError(f"the trained {net}'s weights do not fit the expected layers: {error}") from None
-    reached = accuracy(model, mnist.held_out_images, mnist.held_out_labels)
+    reached = design.accuracy(model, mnist.held_out_images, mnist.held_out_labels)
     assert reached >= THRESHOLD, (
         f"{net} trained for {epochs} epoch(s) on {len(mnist.labels):,} images reached {reached:.1%} on the "
         f"{len(mnist.held_out_labels):,} held-out test images; expected at least {THRESHOLD:.0%}")
-
-
-def trained_design(submission, mnist, seed: int = 0, epochs: int = design.EPOCHS) -> design.Rebuilt:
-    """DesignNet() trained as the notebook's comparison cell trains it, rebuilt on the trusted side; raises
-    AssertionError when that net is not the one whose budgets were measured, or did not train."""
-    counted, _, X = design.untrained(submission, seed)
-    initial, final, logits, evaluate_error = submission.run(
-        design.SANDBOX + COMPARISON.format(seed=seed, epochs=epochs), images=mnist.images, labels=mnist.labels,
-        notebook_images=mnist.notebook_images, notebook_labels=mnist.notebook_labels, X=X, timeout=120,
-        what=f"the notebook's comparison cell: DesignNet() trained for {epochs} epochs")
-    net = design.rebuild(final)
-    same_net = all(isinstance(d, dict) and d.get(key) == counted.get(key) for d in (initial, final)
-                   for key in ("nodes", "layers"))
-    if not same_net or not design.same_state(initial.get("state"), counted.get("state")):
-        raise design.NotRebuildable(f"the net trained is not the {design.CALL} built after torch.manual_seed({seed}) "
-                                    "whose budgets were measured: DesignNet() must build the same net every time")
-    design.same_outputs(net, X, logits, f"the trained {design.CALL}(X)")
-    if frozen := design.unchanged(net, initial.get("state")):
-        raise design.NotRebuildable(f"training changed none of the values of {', '.join(frozen)}: every weight "
-                                    "it computes with must be learned by the grader's training")
-    net.evaluate_error = evaluate_error
-    return net
 
 
 def design_accuracy(submission, mnist) -> tuple[float, float, str]:
@@ -122,9 +67,9 @@ def design_accuracy(submission, mnist) -> tuple[float, float, str]:
     AssertionError saying why there are none."""
     if id(submission) not in trained:
         try:
-            net = trained_design(submission, mnist)
-            trained[id(submission)] = (accuracy(net, mnist.held_out_images, mnist.held_out_labels),
-                                       accuracy(net, mnist.notebook_images, mnist.notebook_labels),
+            net = design.trained(submission, mnist)
+            trained[id(submission)] = (design.accuracy(net, mnist.held_out_images, mnist.held_out_labels),
+                                       design.accuracy(net, mnist.notebook_images, mnist.notebook_labels),
                                        net.evaluate_error)
         except design.NotRebuildable as error:
             trained[id(submission)] = AssertionError(f"the trained {design.CALL} cannot be graded: {error}")
