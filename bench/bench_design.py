@@ -8,7 +8,7 @@ accuracy on the 2,000 held-out images and on the notebook's 2,000 test images (l
 of what chance does to a net), the largest gap between the two test sets on one seed, and its seconds per epoch.
 ``--cpu-share 0.5`` (root, cgroup v1 cpu controller) times it under half a CPU, as on Gradescope.
 
-    .venv/bin/python bench/bench_design.py [--seeds 10] [--cpu-share 0.5] [--nets lecture,S]
+    .venv/bin/python bench/bench_design.py [--seeds 10] [--cpu-share 0.5] [--nets lecture,realistic:residual_design]
 """
 from __future__ import annotations
 
@@ -103,6 +103,14 @@ def cpu_share(share: float | None):
         group.rmdir()
 
 
+def realistic(student: str):
+    """The DesignNet class of ``tests/realistic/cnn_vs_fc/STUDENT.ipy``, so that its header's figures are measured."""
+    source = (ROOT / "tests" / "realistic" / "cnn_vs_fc" / f"{student}.ipy").read_text()
+    scope = {"torch": torch, "nn": nn, "F": torch.nn.functional}
+    exec(source.split("# %% DesignNet\n")[1].split("\n# %% ")[0], scope)  # noqa: S102 - the project's own test
+    return scope["DesignNet"]
+
+
 def run(make, seed: int, data) -> tuple[float, float, float]:
     """(held-out accuracy, the notebook's test accuracy, seconds per epoch) of ``make`` trained as graded."""
     design.described.clear()  # a fresh "submission" each time
@@ -121,7 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--cpu-share", type=float, help="e.g. 0.5: time under half a CPU (root, cgroup v1)")
-    parser.add_argument("--nets", default=",".join(CANDIDATES), help="comma-separated names of CANDIDATES")
+    parser.add_argument("--nets", default=",".join(CANDIDATES),
+                        help="comma-separated names of CANDIDATES, or realistic:STUDENT for a realistic class's design")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = in_process.suite_data()
@@ -132,7 +141,7 @@ def main() -> None:
           "seeds)  largest gap  s/epoch")
     with cpu_share(args.cpu_share):
         for name in args.nets.split(","):
-            make = CANDIDATES[name]
+            make = realistic(name.removeprefix("realistic:")) if name.startswith("realistic:") else CANDIDATES[name]
             runs = [run(make, seed, data) for seed in range(args.seeds)]
             held_out, notebook, seconds = (list(column) for column in zip(*runs))
             gap = max(abs(h - n) for h, n in zip(held_out, notebook))

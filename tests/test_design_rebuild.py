@@ -3,6 +3,8 @@ gain what they did not earn: every budget is counted from the rebuilt net, whate
 what is evaluated is bounded before it runs; an activation counts only when it is not linear."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -170,3 +172,64 @@ def test_frozen_weights_are_refused_after_training():
     with pytest.raises(design.NotRebuildable, match="training changed none of the values of conv.weight"):
         design.trained(submission, data, epochs=1)
     design.described.clear()
+
+
+def visible_test(design_net: str) -> dict:
+    """Run the notebook's visible DesignNet test on ``design_net`` (source defining DesignNet); its scope."""
+    from test_design_training import cells  # the solution notebook's cells
+
+    import nbformat
+    from in_process import ROOT
+    book = nbformat.read(ROOT / "solutions" / "cnn_vs_fc" / "cnn_vs_fc.ipynb", as_version=4)
+    visible = next(cell.source for cell in book.cells
+                   if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_DesignNet")
+    scope: dict = {}
+    for key in ("imports", "helpers"):
+        exec(cells()[key], scope)
+    exec(design_net, scope)
+    exec(visible, scope)
+    return scope
+
+
+def test_visible_test_knows_what_the_grader_rebuilds():
+    scope = visible_test("DesignNet = lambda: nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU(), nn.MaxPool2d(4), "
+                         "nn.Flatten(), nn.Linear(144, 10))")
+    import layers
+    from torch.fx.node import _get_qualified_name
+    assert {_get_qualified_name(f) for f in scope["FUNCTIONS"]} == set(design.FUNCTIONS)
+    assert {_get_qualified_name(f) for f in scope["ACTIVATIONS"]} == design.ACTIVATION_NAMES
+    assert scope["METHODS"] == design.METHODS and scope["LAYERS"] == layers.BUILDABLE
+    assert scope["ACTIVATION_LAYERS"] == layers.ACTIVATIONS
+
+
+HEAD = """
+class DesignNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 5), nn.Linear(4 * 6 * 6, 10)
+"""
+
+
+@pytest.mark.parametrize("forward, extra, words", [
+    ("x = F.relu(self.conv(x))\n        return self.fc(F.max_pool2d(x - x.amax(1, keepdim=True), 4).flatten(1))", "", "its forward uses the tensor method .amax(), which the grader does not rebuild"),
+    ("x = (x * self.mask).mean(1, keepdim=True)\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4).flatten(1))",
+     "        self.register_buffer('mask', torch.rand(1, 16, 28, 28))",
+     "computes with 14,098 weights (its layers' parameters and every tensor its forward reads, buffers included)"),
+    ("self.calls = getattr(self, 'calls', 0) + 1\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4)"
+     ".flatten(1)) * self.calls", "", "what torch.fx traced is not what it computes")])
+def test_visible_test_warns_in_the_hidden_tests_words(forward, extra, words):
+    source = HEAD + extra + "\n\n    def forward(self, x):\n        " + forward + "\n"
+    with pytest.raises(AssertionError, match=re.escape(words)):
+        visible_test(source)
+    scope: dict = {"torch": torch, "nn": nn, "F": F}
+    exec(source, scope)
+    module = scope["DesignNet"]()
+    with pytest.raises(AssertionError, match=re.escape(words)):  # the hidden tests' words
+        rebuilt = design.rebuild(design.describe(module))
+        X = torch.rand(4, 1, 28, 28)
+        module.eval()
+        with torch.no_grad():
+            design.same_outputs(rebuilt, X, module(X), "DesignNet()(X)")
+        assert rebuilt.parameter_count() <= design.PARAMETERS, (
+            f"DesignNet() computes with {rebuilt.parameter_count():,} weights (its layers' parameters and every "
+            "tensor its forward reads, buffers included)")

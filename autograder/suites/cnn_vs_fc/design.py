@@ -49,7 +49,7 @@ from layers import spec  # noqa: F401 - describe() calls it, here as in the sand
 PARAMETERS = 13_686            # the lecture's ConvNet's: the same budget, a better design
 MULTIPLY_ADDS = 1_000_000      # per image; the lecture's ConvNet does 934,760
 EPOCHS = 4                     # of the grader's training, the notebook's comparison (test_training.py)
-STEPS = (93, 95, 96.5)         # held-out test accuracy in percent: each step reached is worth its points
+STEPS = (80, 87, 93)           # held-out test accuracy in percent: each step reached is worth its points
 MAX_NODES = 1000               # in the traced graph
 BATCH = 100                    # the most images the trusted side runs a rebuilt net on at once
 MAX_VALUES = 400_000           # per image, in the intermediate results alive at once (the lecture's ConvNet: 15,680):

@@ -61,6 +61,6 @@ def test_design_activation(submission):
     assert any(nonlinear for _, nonlinear in found), (
         f"{CALL}: no activation function (nn.ReLU, F.relu, torch.tanh, ...) that is non-linear with the arguments "
         f"given is applied to the output of its {net.convolutions()} convolution(s)"
-        + (f" ({', '.join(linear)} computes a linear function there)" if linear else "")
+        + (f" ({', '.join(dict.fromkeys(linear))} computes a linear function there)" if linear else "")
         + ", so its convolutions and linear layers compose into one linear map, only the pooling is not linear "
         "(chapter 6); put a ReLU after a convolution")
