@@ -1,13 +1,14 @@
-"""The measurements behind cnn_vs_fc's design part: budgets, epochs and accuracy steps.
+"""The measurements behind cnn_vs_fc's design part: budgets and accuracy steps, and how far chance moves a net.
 
-Trains candidate nets exactly as the grader trains DesignNet (``autograder/suites/cnn_vs_fc/test_training.py``:
-seed, batches of 64 shuffled, SGD with momentum, CrossEntropyLoss, the bundled 8,000 training images, one
-thread) and prints, per net, its parameters and multiply-adds per image (as the grader counts them), its test
-accuracy on the 2,000 held-out images after each epoch (lowest / median / highest over the seeds: another seed
-stands for another machine, whose floating-point sums send training elsewhere) and its seconds per epoch.
+Trains candidate nets through the grader's own code (``autograder/suites/cnn_vs_fc/design.py``'s ``trained``:
+the notebook's comparison cell, 4 epochs, the reference loops, one thread), rebuilds them as the grader does and
+prints, per net, its parameters and multiply-adds per image (as the grader counts them), its
+accuracy on the 2,000 held-out images and on the notebook's 2,000 test images (lowest / median / highest over
+``--seeds`` seeds; a seed other than the grader's 0 is another data order and another initialisation, the whole
+of what chance does to a net), the largest gap between the two test sets on one seed, and its seconds per epoch.
 ``--cpu-share 0.5`` (root, cgroup v1 cpu controller) times it under half a CPU, as on Gradescope.
 
-    .venv/bin/python bench/bench_design.py [--seeds 5] [--epochs 4] [--cpu-share 0.5] [--nets lecture,S]
+    .venv/bin/python bench/bench_design.py [--seeds 10] [--cpu-share 0.5] [--nets lecture,realistic:residual_design]
 """
 from __future__ import annotations
 
@@ -21,15 +22,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "autograder" / "suites" / "cnn_vs_fc"), str(ROOT / "tests")]
 
 import design  # noqa: E402 - the suite's budgets, steps and cost count
+import in_process  # noqa: E402 - the grader's training, in this process
 import reference  # noqa: E402
-import test_training  # noqa: E402 - the grader's training recipe
-from coursekit.mnist import load_mnist  # noqa: E402
 from gradescope_sim import V1, own_cgroup  # noqa: E402
 
 
@@ -104,46 +103,51 @@ def cpu_share(share: float | None):
         group.rmdir()
 
 
-def run(make, seed: int, epochs: int, data) -> tuple[list[float], list[float]]:
-    images, labels, test_images, test_labels = data
-    torch.manual_seed(seed)
-    net = make()
-    loader = DataLoader(TensorDataset(images, labels), batch_size=test_training.BATCH_SIZE, shuffle=True)
-    optimizer = torch.optim.SGD(net.parameters(), lr=test_training.LR, momentum=test_training.MOMENTUM)
-    accuracies, seconds = [], []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        reference.train_one_epoch(net, loader, optimizer, nn.CrossEntropyLoss())
-        seconds.append(time.perf_counter() - started)
-        accuracies.append(reference.evaluate(net, [(test_images, test_labels)], nn.CrossEntropyLoss())[1])
-    return accuracies, seconds
+def realistic(student: str):
+    """The DesignNet class of ``tests/realistic/cnn_vs_fc/STUDENT.ipy``, so that its header's figures are measured."""
+    source = (ROOT / "tests" / "realistic" / "cnn_vs_fc" / f"{student}.ipy").read_text()
+    scope = {"torch": torch, "nn": nn, "F": torch.nn.functional}
+    exec(source.split("# %% DesignNet\n")[1].split("\n# %% ")[0], scope)  # noqa: S102 - the project's own test
+    return scope["DesignNet"]
+
+
+def run(make, seed: int, data) -> tuple[float, float, float]:
+    """(held-out accuracy, the notebook's test accuracy, seconds per epoch) of ``make`` trained as graded."""
+    design.described.clear()  # a fresh "submission" each time
+    started = time.perf_counter()
+    net = design.trained(in_process.with_reference_loops(make), data, seed=seed)
+    seconds = (time.perf_counter() - started) / design.EPOCHS
+    return (design.accuracy(net, data.held_out_images, data.held_out_labels),
+            design.accuracy(net, data.notebook_images, data.notebook_labels), seconds)
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.1%}/{statistics.median(values):.1%}/{max(values):.1%}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=design.EPOCHS + 1)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--cpu-share", type=float, help="e.g. 0.5: time under half a CPU (root, cgroup v1)")
-    parser.add_argument("--nets", default=",".join(CANDIDATES), help="comma-separated names of CANDIDATES")
+    parser.add_argument("--nets", default=",".join(CANDIDATES),
+                        help="comma-separated names of CANDIDATES, or realistic:STUDENT for a realistic class's design")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    train, test = load_mnist(True), load_mnist(False)
-    data = (train.data[:, None].float() / 255, train.targets, test.data[:, None].float() / 255, test.targets)
-    print(f"load average {os.getloadavg()[0]:.2f}; recipe: SGD(lr={test_training.LR}, momentum="
-          f"{test_training.MOMENTUM}), batches of {test_training.BATCH_SIZE}; budget {design_budget()}; "
-          f"steps {design.STEPS} after {design.EPOCHS} epochs")
-    print(f"{'net':13} {'params':>7} {'mult-adds':>9}  test accuracy after epoch 1, 2, ... (min / median / max of "
-          f"{args.seeds} seeds)   s/epoch")
+    data = in_process.suite_data()
+    print(f"load average {os.getloadavg()[0]:.2f}; the notebook's comparison cell: SGD(lr=0.03, momentum=0.9), "
+          f"batches of 64, {design.EPOCHS} epochs; "
+          f"budget {design_budget()}; steps {design.STEPS} on the held-out images")
+    print(f"{'net':13} {'params':>7} {'mult-adds':>9}  held-out       notebook's     (min/median/max of {args.seeds} "
+          "seeds)  largest gap  s/epoch")
     with cpu_share(args.cpu_share):
         for name in args.nets.split(","):
-            make = CANDIDATES[name]
-            runs = [run(make, seed, args.epochs, data) for seed in range(args.seeds)]
-            by_epoch = list(zip(*(accuracies for accuracies, _ in runs)))
-            spread = "  ".join(f"{min(a):.1%}/{statistics.median(a):.1%}/{max(a):.1%}" for a in by_epoch)
-            seconds = statistics.median(s for _, times in runs for s in times)
-            net = make()
-            print(f"{name:13} {sum(p.numel() for p in net.parameters()):7,} {design.multiply_adds(net):9,}  "
-                  f"{spread}   {seconds:.1f}", flush=True)
+            make = realistic(name.removeprefix("realistic:")) if name.startswith("realistic:") else CANDIDATES[name]
+            runs = [run(make, seed, data) for seed in range(args.seeds)]
+            held_out, notebook, seconds = (list(column) for column in zip(*runs))
+            gap = max(abs(h - n) for h, n in zip(held_out, notebook))
+            net = design.rebuild(design.describe(make()))
+            print(f"{name:13} {net.parameter_count():7,} {net.cost:9,}  {spread(held_out)}  {spread(notebook)}  "
+                  f"{gap:10.1%}  {statistics.median(seconds):7.1f}", flush=True)
 
 
 def design_budget() -> str:
