@@ -45,7 +45,7 @@ def test_every_toc_page_exists(built_site):
     files = toc_files()
     assert {f"book/{c}" for c in CHAPTERS} <= set(files)
     assert {"book/assignments/conv_basics", "book/assignments/cnn_vs_fc", "book/assignments/receptive_fields",
-            "book/instructors"} <= set(files)
+            "book/instructors", "book/grading"} <= set(files)
     for file in files:
         assert (built_site / f"{file}.html").is_file(), f"{file} was not built"
     assert (built_site / "index.html").is_file() and (built_site / "search.html").is_file()
@@ -64,9 +64,11 @@ def test_executed_outputs_present(built_site):
     assert "learned kernel" in ch1
     assert re.search(r"dense layer: +615,440 parameters\s+convolution: +10 parameters", ch1)
     assert re.search(r"\[\[ ?5\., 11\.\],\s*\[23\., 29\.\]\]", ch1), "the convolution's index shift example"
-    # equivariance: each row is a shift s, then in place, moved back, pooled and moved back, global max, dense
-    assert re.search(r"\n\s*1\s+0%\s+100%\s+\d+%\s+100%\s+0%", ch1)
-    assert re.search(r"\n\s*2\s+0%\s+100%\s+100%\s+100%\s+0%", ch1)
+    ch5 = page_text(built_site, "05_pooling")
+    # pooling and shifts: each row is a shift s, then in place, moved back, pooled and moved back, global max, dense
+    assert re.search(r"\n\s*1\s+0%\s+100%\s+\d+%\s+100%\s+0%", ch5)
+    assert re.search(r"\n\s*2\s+0%\s+100%\s+100%\s+100%\s+0%", ch5)
+    assert "size, jump and start agree with autograd for all 2136 stacks" in ch5
     ch2 = page_text(built_site, "02_padding")
     assert "full padding: n + k - 1 outputs along each axis" in ch2
     ch3 = page_text(built_site, "03_stride")
@@ -187,8 +189,29 @@ def test_assignment_pages_offer_the_released_folder(built_site):
         assert "nbgrader validate" in page_text(built_site, f"assignments/{assignment}")
 
 
-def test_instructor_page_commands(built_site):
+def test_instructor_page_teaches(built_site):
+    """The instructors' page is for teaching: objectives for every chapter, a schedule, and misconceptions that
+    each name a section and what catches it (a graded test whose suite exists, or a chapter's question)."""
     text = page_text(built_site, "instructors")
+    for heading in ["Learning objectives", "A suggested schedule", "Common misconceptions"]:
+        assert heading in text, heading
+    source = (ROOT / "book" / "instructors.md").read_text(encoding="utf8")
+    for chapter in CHAPTERS:
+        assert f"**{{doc}}`{chapter}`**" in source, f"no learning objectives for {chapter}"
+    rows = [line for line in source.splitlines() if line.startswith("| ") and line.count("|") == 4]
+    misconceptions = rows[rows.index(next(r for r in rows if r.startswith("| misconception"))) + 1:]
+    assert len(misconceptions) >= 10
+    for row in misconceptions:
+        for suite, names in re.findall(r"`(conv_basics|cnn_vs_fc)`: (.*?)(?: \|$)", row):
+            module = None
+            for name in re.findall(r"`([^`]+)`", names):
+                module, test = name.split("::") if name.startswith("test_") else (module, name[2:])
+                code = (ROOT / "autograder" / "suites" / suite / module).read_text(encoding="utf8")
+                assert f"def {test}(" in code, f"{suite}/{module}::{test} named on the instructors' page"
+
+
+def test_grading_page_commands(built_site):
+    text = page_text(built_site, "grading")
     for command in ["make book", "make exercises", "nbgrader generate_assignment",
                     "python -m autograder grade ASSIGNMENT submitted/ --out autograded/ --workers 2",
                     "--device auto|cpu|cuda", "--nbgrader-db gradebook.db", "GitHub Pages"]:
