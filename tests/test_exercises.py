@@ -244,7 +244,8 @@ def test_solutions_run_top_to_bottom(runs, assignment):
 
 
 @pytest.mark.slow
-def test_cnn_vs_fc_trains_the_three_nets_in_under_a_minute(runs):
+def test_cnn_vs_fc_trains_the_three_nets(runs):
+    """The solution trains all three nets to their accuracies and plots them (its time is a benchmark's: bench_book)."""
     notebook = runs["execute", "solutions", "cnn_vs_fc"]
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.outputs if output.output_type == "stream")
@@ -252,10 +253,6 @@ def test_cnn_vs_fc_trains_the_three_nets_in_under_a_minute(runs):
     assert set(accuracy) == {"ConvNet", "FCNet", "DesignNet"}, printed
     assert float(accuracy["ConvNet"]) > 90 and float(accuracy["FCNet"]) > 85, accuracy
     assert float(accuracy["DesignNet"]) >= 95, f"the solution's design must clear the top step (93% held out) by far: {accuracy}"
-    # Measured alone on the course's 2-core reference machine: about 30 s. Here it shares the CPU with the other
-    # notebooks of this module (and whatever else runs), so the bound is a regression guard, not the promise.
-    total = sum(cell_seconds(cell) for cell in notebook.cells if cell.cell_type == "code")
-    assert total < 120, f"the solution notebook's cells took {total:.0f} s; the course promises under a minute"
     assert any(output.output_type == "display_data" and "image/png" in output.data
                for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs), "no plot"
 
