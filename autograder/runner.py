@@ -26,7 +26,7 @@ from autograder.notebook import Submission, read_submission
 from autograder.plugin import GradingPlugin
 from autograder.results import GRADED as GRADED_STATUS
 from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
-from autograder.sandbox import Limits, Sandbox, reachable
+from autograder.sandbox import Limits, Sandbox, reachable, trusted
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.submissions import Refusal
 
@@ -131,7 +131,8 @@ def grade(job: Job, submission: Submission) -> SubmissionResult:
                             notebook_sha256=submission.sha256, suite_sha256=job.suite_sha256,
                             status=submission.status, notebook=job.graded_file, causes=causes, device=job.device,
                             limits=dataclasses.asdict(job.limits),
-                            limits_hit=sorted(set().union(*(box.limits_hit for box in boxes))), reruns=plugin.reruns)
+                            limits_hit=sorted(set().union(*(box.limits_hit for box in boxes))), reruns=plugin.reruns,
+                            grader_usage=trusted.usage())
 
 
 def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list[str], list[str]]:
@@ -195,6 +196,7 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
         os.close(read_error)
         code = FAILED
         try:
+            trusted.bound(job.limits.submission_seconds)
             submission = submission_of(job)
             if already_graded(job, submission):
                 code = SKIPPED

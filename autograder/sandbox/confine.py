@@ -18,6 +18,7 @@ import sys
 
 from autograder.sandbox import landlock, namespaces, reachable
 from autograder.sandbox.limits import Limits
+from autograder.sandbox.trusted import address_space_in_use
 
 SYSTEM_READ_ONLY = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
 READ_DEVICES = ("/dev/zero", "/dev/urandom", "/dev/random", "/dev/full")
@@ -87,7 +88,7 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
         resource.RLIMIT_CORE: 0,
     }
     if device == "cpu":  # CUDA reserves huge address ranges: the grader watches its memory instead
-        rlimits[resource.RLIMIT_AS] = _address_space_in_use() + limits.memory_mb * 2**20
+        rlimits[resource.RLIMIT_AS] = address_space_in_use() + limits.memory_mb * 2**20
     if limits.memory_mb < Limits.memory_mb:  # fitted into a small container (see limits.fit_to_container)
         warnings.append(f"this grader runs in a container with little memory: your code may use about "
                         f"{limits.memory_mb} MB here (beyond that an allocation raises MemoryError)")
@@ -121,10 +122,3 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
                       **({} if device == "cuda" else {"CUDA_VISIBLE_DEVICES": ""}))  # a CPU sandbox sees no GPU
     return warnings
 
-
-def _address_space_in_use() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0

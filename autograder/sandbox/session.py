@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 
 from autograder import gpu_watch
-from autograder.sandbox import channel, child
+from autograder.sandbox import channel, child, trusted
 from autograder.sandbox.confine import kill_every_process, readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
@@ -138,6 +138,13 @@ class Sandbox:
             self.broken = ""
         return f"it ran out of GPU memory while another submission's sandbox held {hog.describe()}"
 
+    def restart(self) -> None:
+        """Stop the process now (the grader's side of a request may have been cut short); the next request
+        starts a fresh one."""
+        self._wait_for_start()
+        if self._pid:
+            self._stop()
+
     def close(self) -> None:
         self._wait_for_start()
         if self._pid:
@@ -235,6 +242,7 @@ class Sandbox:
         pid = os.fork()
         if pid == 0:
             try:
+                trusted.lift()
                 parent.close()
                 os.close(read_end)
                 if clean:  # forked while no hidden test is in this process's memory

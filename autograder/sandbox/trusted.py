@@ -1,0 +1,77 @@
+"""Bounds on the trusted side itself: what grading one submission may cost the process that runs its suite.
+
+Whatever a submission sends is bounded before it is parsed (:mod:`.channel`); these caps catch the rest.
+The grading process (a fork per submission) gets an address-space cap (:data:`MEMORY_MB` beyond what it
+had when it forked) and CPU time per test (:data:`TEST_SECONDS`) within one budget for the submission. A
+test that runs past either fails with a message saying so (an allocation fails: ``MemoryError``; the
+CPU: :class:`GraderBoundExceeded`, raised by ``SIGXCPU``); the next test starts with its own CPU time,
+and its sandboxes afresh. Both caps are soft limits: the sandboxes forked from this process lift them
+(:func:`lift`), then take their own.
+"""
+from __future__ import annotations
+
+import math
+import resource
+import signal
+
+MEMORY_MB = 1024        # honest submissions: about 130 MB (cnn_vs_fc, whose checks evaluate a net on test images)
+TEST_SECONDS = 30       # CPU for one test's checks; honest submissions: about 1 s for all their tests
+MARGIN_SECONDS = 10     # past the submission's budget before the kernel kills the process (SIGKILL)
+_budget = {"end": 0, "seconds": 0.0}  # the process's CPU time (s) at which the submission's budget ends; the budget
+
+
+class GraderBoundExceeded(AssertionError):
+    """The grader's own work on this test went past a bound on what a submission may cost it."""
+
+
+def cpu_used() -> float:
+    return usage()["cpu_seconds"]
+
+
+def usage() -> dict:
+    """What this process has used so far: CPU time (s) and its peak resident memory (MB, with the pages it
+    shares with the process it was forked from)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_seconds": round(used.ru_utime + used.ru_stime, 3), "peak_mb": round(used.ru_maxrss / 1024, 1)}
+
+
+def address_space_in_use() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def bound(submission_seconds: float) -> None:
+    """Cap this (grading) process: memory now, CPU from here on (a test at a time: :func:`next_test`)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (address_space_in_use() + MEMORY_MB * 2**20, hard))
+    _budget.update(end=math.ceil(cpu_used() + submission_seconds), seconds=submission_seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (_budget["end"], _budget["end"] + MARGIN_SECONDS))
+    signal.signal(signal.SIGXCPU, _out_of_cpu)
+
+
+def next_test() -> None:
+    """The next test may use :data:`TEST_SECONDS` of CPU, within what is left of the submission's budget."""
+    if _budget["end"]:
+        soft = min(math.ceil(cpu_used()) + TEST_SECONDS, _budget["end"])
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, _budget["end"] + MARGIN_SECONDS))
+
+
+def lift() -> None:
+    """In a process forked from the grading process: its soft caps and the SIGXCPU handler are not its own."""
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+    for which in (resource.RLIMIT_AS, resource.RLIMIT_CPU):
+        _, hard = resource.getrlimit(which)
+        resource.setrlimit(which, (hard, hard))
+
+
+def _out_of_cpu(signum, frame):
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))  # no more signals while the test fails
+    if soft >= _budget["end"]:
+        raise GraderBoundExceeded(f"checking this submission used up the {_budget['seconds']:g} s of CPU time "
+                                  "the grader allows itself for one submission")
+    raise GraderBoundExceeded(f"checking what the notebook returned took the grader more than {TEST_SECONDS} s "
+                              "of CPU time, a bound on what one test of a submission may cost it")
