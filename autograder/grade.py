@@ -14,7 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import SUITES, arguments, gpu_watch
+from autograder import SUITES, arguments
+from autograder.sandbox import gpu_watch
 from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
 from autograder.sandbox import Limits
 from autograder.submissions import Found, NothingToGrade, find_submissions, layouts, shard

@@ -52,7 +52,7 @@ class Job:
     force: bool = False
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
     refusal: Refusal | None = None  # why the layout gives no notebook to grade (a result says so)
-    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.gpu_watch`)
+    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.sandbox.gpu_watch`)
 
     @property
     def graded_file(self) -> str:
