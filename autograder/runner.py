@@ -18,17 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import _pytest.config
-import pytest
+from typing import TYPE_CHECKING
 
-from autograder import SUITES, notebook
-from autograder.notebook import Submission, read_submission
-from autograder.plugin import GradingPlugin
+from autograder import SUITES
 from autograder.results import GRADED as GRADED_STATUS
 from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
-from autograder.sandbox import Limits, Sandbox, reachable, trusted
+from autograder.sandbox import Limits, reachable, trusted
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.submissions import Refusal
+
+if TYPE_CHECKING:
+    from autograder.notebook import Submission
+    from autograder.sandbox import Sandbox
 
 # Exit codes of a grading fork: graded, unchanged since its result, a result saying why it could not be
 # graded (the notebook or the layout's fault), the grader failed (its message is the reason).
@@ -63,6 +64,10 @@ def prepare() -> None:
     """Do once, before the workers fork, what grading every submission would otherwise repeat: build
     nbformat's validator and import what running a suite imports (pytest's own plugins, the modules they
     import when a session starts, the suites' helpers). Nothing of a hidden suite is read here."""
+    import _pytest.config
+
+    from autograder import notebook, plugin  # noqa: F401 - what grade() imports, imported once for every fork
+
     notebook.prepare()
     for module in [*(f"_pytest.{plugin}" for plugin in _pytest.config.default_plugins), "pdb", "readline",
                    "autograder.expect"]:
@@ -97,6 +102,11 @@ def suite_sha256(suites: Path, assignment: str) -> str:
 def grade(job: Job, submission: Submission) -> SubmissionResult:
     """Run the hidden suite against ``submission``. On CUDA, the tests that need the GPU get a CUDA sandbox of
     their own, started in the background while the others run in a CPU sandbox: CUDA costs only what it is used for."""
+    import pytest
+
+    from autograder.plugin import GradingPlugin
+    from autograder.sandbox import Sandbox
+
     started = time.monotonic()
     sandbox = Sandbox(submission.cells, limits=job.limits, load_error=submission.error)
     gpu = None
@@ -152,6 +162,10 @@ def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list
 
 def collection_report(args: list[str]) -> str:
     """What pytest says when it only collects the suite: the instructor's view of a broken suite."""
+    import pytest
+
+    from autograder.plugin import GradingPlugin
+
     with tempfile.TemporaryFile("w+") as log:
         saved = os.dup(1), os.dup(2)
         sys.stdout.flush(), sys.stderr.flush()
@@ -181,6 +195,8 @@ def already_graded(job: Job, submission: Submission) -> bool:
 
 
 def submission_of(job: Job) -> Submission:
+    from autograder.notebook import Submission, read_submission
+
     if job.refusal:
         return Submission(job.student, job.assignment, job.notebook, error=job.refusal.reason,
                           status=job.refusal.status)

@@ -233,6 +233,14 @@ def test_nothing_shared_between_students(graded):
     assert all(results[e].score == results[e].max_score for e in ("honest", "neighbours", "shm_leftovers"))
 
 
+def test_sandbox_holds_nothing_about_other_students(graded):
+    """The honest student's notebook path is nowhere in class_list_scan's memory (the grader forks sandboxes
+    from a process that never held the class list)."""
+    printed = graded[0]["class_list_scan"].output
+    scanned = re.search(r"scanned (\d+) MB of its memory: the honest student's notebook path found (\d+) times", printed)
+    assert scanned and int(scanned[1]) > 100 and scanned[2] == "0", printed
+
+
 def test_nothing_outlives_grading(graded):
     """No file the sandboxes made is left in /dev/shm, /tmp or /var/tmp, nor in System V or POSIX IPC."""
     names = ("leftover", "note.txt", "pipe", "gallery-leftover", "sem.gallery-leftover", "gallery-planted")
@@ -245,10 +253,10 @@ def test_nothing_outlives_grading(graded):
 
 
 def test_replies_bounded_before_parsing(graded):
-    """A 64 MB description, one nested a million deep, one of a million values: each refused unparsed."""
+    """A 64 MB description, one nested 50,000 deep, one of a million values: each refused unparsed."""
     result = graded[0]["channel_flood"]
     failed = graded_tests(result, "corr2d_multi_in_out")
-    messages = ("description of 67,108,864 bytes exceeds the limit", "nested 1000000 levels deep",
+    messages = ("description of 67,108,864 bytes exceeds the limit", "nested 50000 levels deep",
                 "more than 100,000 values")
     assert all(t.score == 0 for t in failed) and {m for m in messages for t in failed if m in t.output} == set(
         messages), failed

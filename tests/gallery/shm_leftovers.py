@@ -8,13 +8,6 @@ import socket
 libc = ctypes.CDLL(None, use_errno=True)
 libc.sem_open.restype = ctypes.c_void_p
 planted = []
-for n in range(5):
-    try:
-        with open(f"/dev/shm/leftover{n}", "wb") as big:
-            big.write(b"\0" * 64 * 2**20)
-        planted.append(f"leftover{n}")
-    except OSError as error:
-        planted.append(f"leftover{n}: {type(error).__name__}")
 with open("/dev/shm/note.txt", "w") as note:
     note.write("answers for the next student")
 os.chmod("/dev/shm/note.txt", 0o644)
@@ -26,4 +19,11 @@ planted.append(f"shmget {libc.shmget(0x6A11E7, 2**20, 0o1666) >= 0}")  # IPC_CRE
 listener = socket.socket(socket.AF_UNIX)
 listener.bind(b"\0gallery-leftover")
 listener.listen()
+for n in range(5):
+    try:
+        with open(f"/dev/shm/leftover{n}", "wb") as big:
+            big.write(b"\0" * 64 * 2**20)
+        planted.append(f"leftover{n}")
+    except OSError as error:
+        planted.append(f"leftover{n}: {type(error).__name__}")
 print("planted:", ", ".join(planted))
