@@ -6,11 +6,13 @@ import io
 import os
 import socket
 import threading
+import traceback
 
 import pytest
 import torch
 
-from autograder.sandbox import Sandbox, SubmissionError, channel, trusted
+from autograder.sandbox import Sandbox, SubmissionError, channel, namespaces, reachable, trusted
+from autograder.sandbox.confine import readable_paths
 from autograder.sandbox.landlock import abi_version
 
 
@@ -226,3 +228,31 @@ def test_sandboxes_share_nothing():
         assert seen["others"] == [], seen  # its own user's processes only: the sandbox itself
     assert sorted(os.listdir("/dev/shm")) == shm_before
     assert ctypes.CDLL(None).shmget(0x5EED, 0, 0) == -1  # not in the grader's System V IPC either
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
+def test_sandboxes_share_nothing_for_a_non_root_grader():
+    """The same for an instructor who is not root (sandboxes share that user's uid: a user namespace each).
+    Python's closed folders are covered first, as for a sandbox's user (autograder/sandbox/reachable.py)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(read_end)
+            namespaces.enter(2**16)
+            reachable.open_up(readable_paths())
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, as a user's login shell is: /proc/self its own
+            test_sandboxes_share_nothing()
+            status = 0
+        except BaseException:  # noqa: BLE001 - reported to the test
+            os.write(write_end, traceback.format_exc().encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode()
+    assert os.waitpid(pid, 0)[1] == 0, report
