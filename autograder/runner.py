@@ -17,7 +17,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from autograder import SUITES
@@ -66,11 +65,11 @@ def prepare() -> None:
     import when a session starts, the suites' helpers). Nothing of a hidden suite is read here."""
     import _pytest.config
 
-    from autograder import notebook, plugin  # noqa: F401 - what grade() imports, imported once for every fork
+    from autograder import notebook
 
     notebook.prepare()
     for module in [*(f"_pytest.{plugin}" for plugin in _pytest.config.default_plugins), "pdb", "readline",
-                   "autograder.expect"]:
+                   "autograder.expect", "autograder.plugin"]:
         importlib.import_module(module)
 
 
