@@ -78,6 +78,11 @@ class GradingPlugin:
         return True
 
     @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        with trusted.checking():  # the test's body: where the grader's own CPU bound fails it
+            yield
+
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()

@@ -211,7 +211,7 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
         os.close(read_error)
         code = FAILED
         try:
-            trusted.bound(job.limits.submission_seconds)
+            trusted.bound()
             submission = submission_of(job)
             if already_graded(job, submission):
                 code = SKIPPED

@@ -1,11 +1,13 @@
 """The sandbox's parts on their own: the plain-data channel and the confinement of a child."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import os
 import socket
 import threading
+import time
 import traceback
 
 import pytest
@@ -94,7 +96,6 @@ def test_channel_refuses_a_long_description_before_reading_it():
 
 def test_channel_deadline():
     a, b = socket.socketpair()
-    import time
     with pytest.raises(channel.ChannelTimeout):
         channel.recv(b, deadline=time.monotonic() + 0.2)
 
@@ -144,16 +145,18 @@ def test_a_cpu_sandbox_sees_no_gpu(sandbox):
     assert sandbox.call("visible_gpus") == ""
 
 
-def in_grading_fork(work) -> str:
-    """``work()`` in a forked process bounded as a grading process is (:func:`trusted.bound`): what it raised."""
+def in_grading_fork(work, in_test: bool = True) -> str:
+    """``work()`` in a forked process bounded as a grading process is (:func:`trusted.bound`), as a test's body
+    (``in_test``) or as pytest's own work: what it raised."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            trusted.bound(60)
+            trusted.bound()
             trusted.TEST_SECONDS = 1  # a test's CPU time, made short to keep this test short
             trusted.next_test()
-            work()
+            with trusted.checking() if in_test else contextlib.nullcontext():
+                work()
             outcome = "returned"
         except BaseException as error:  # noqa: BLE001 - reported to the test
             outcome = f"{type(error).__name__}: {error}"
@@ -172,6 +175,14 @@ def test_grading_process_cpu_per_test_is_bounded():
             pass
     assert in_grading_fork(spin).startswith("GraderBoundExceeded: checking what the notebook returned took the "
                                             "grader more than 1 s of CPU time")
+
+
+def test_grading_process_cpu_bound_spares_pytests_own_work():
+    def spin_a_while():
+        started = time.process_time()
+        while time.process_time() - started < 2.5:
+            pass
+    assert in_grading_fork(spin_a_while, in_test=False) == "returned"
 
 
 def test_grading_process_memory_is_bounded():

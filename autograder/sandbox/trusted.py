@@ -2,22 +2,24 @@
 
 Whatever a submission sends is bounded before it is parsed (:mod:`.channel`); these caps catch the rest.
 The grading process (a fork per submission) gets an address-space cap (:data:`MEMORY_MB` beyond what it
-had when it forked) and CPU time per test (:data:`TEST_SECONDS`) within one budget for the submission. A
-test that runs past either fails with a message saying so (an allocation fails: ``MemoryError``; the
-CPU: :class:`GraderBoundExceeded`, raised by ``SIGXCPU``); the next test starts with its own CPU time,
-and its sandboxes afresh. Both caps are soft limits: the sandboxes forked from this process lift them
+had when it forked) and CPU time per test (:data:`TEST_SECONDS`) within :data:`SUBMISSION_SECONDS` for the
+submission. A test whose checks run past either fails with a message saying so (an allocation fails:
+``MemoryError``; the CPU: :class:`GraderBoundExceeded`, raised by ``SIGXCPU`` while a test's body runs,
+never inside pytest's own work); the next test starts with its own CPU time, and its sandboxes afresh. Both caps are soft limits: the sandboxes forked from this process lift them
 (:func:`lift`), then take their own.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import signal
 
 MEMORY_MB = 1024        # honest submissions: about 130 MB (cnn_vs_fc, whose checks evaluate a net on test images)
 TEST_SECONDS = 30       # CPU for one test's checks; honest submissions: about 1 s for all their tests
+SUBMISSION_SECONDS = 120
 MARGIN_SECONDS = 10     # past the submission's budget before the kernel kills the process (SIGKILL)
-_budget = {"end": 0, "seconds": 0.0}  # the process's CPU time (s) at which the submission's budget ends; the budget
+_state = {"end": 0, "checking": False}  # the process's CPU time (s) at which the budget ends; a test's body runs
 
 
 class GraderBoundExceeded(AssertionError):
@@ -43,20 +45,30 @@ def address_space_in_use() -> int:
     return 0
 
 
-def bound(submission_seconds: float) -> None:
+def bound() -> None:
     """Cap this (grading) process: memory now, CPU from here on (a test at a time: :func:`next_test`)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (address_space_in_use() + MEMORY_MB * 2**20, hard))
-    _budget.update(end=math.ceil(cpu_used() + submission_seconds), seconds=submission_seconds)
-    resource.setrlimit(resource.RLIMIT_CPU, (_budget["end"], _budget["end"] + MARGIN_SECONDS))
+    _state["end"] = math.ceil(cpu_used()) + SUBMISSION_SECONDS
+    resource.setrlimit(resource.RLIMIT_CPU, (_state["end"], _state["end"] + MARGIN_SECONDS))
     signal.signal(signal.SIGXCPU, _out_of_cpu)
 
 
 def next_test() -> None:
     """The next test may use :data:`TEST_SECONDS` of CPU, within what is left of the submission's budget."""
-    if _budget["end"]:
-        soft = min(math.ceil(cpu_used()) + TEST_SECONDS, _budget["end"])
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, _budget["end"] + MARGIN_SECONDS))
+    if _state["end"]:
+        soft = min(math.ceil(cpu_used()) + TEST_SECONDS, _state["end"])
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, _state["end"] + MARGIN_SECONDS))
+
+
+@contextlib.contextmanager
+def checking():
+    """While a test's body runs: a CPU bound reached then fails the test."""
+    _state["checking"] = True
+    try:
+        yield
+    finally:
+        _state["checking"] = False
 
 
 def lift() -> None:
@@ -69,9 +81,11 @@ def lift() -> None:
 
 def _out_of_cpu(signum, frame):
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))  # no more signals while the test fails
-    if soft >= _budget["end"]:
-        raise GraderBoundExceeded(f"checking this submission used up the {_budget['seconds']:g} s of CPU time "
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))  # no more signals until the next test
+    if not _state["checking"]:  # pytest's own work, not a check of what the submission returned
+        return
+    if soft >= _state["end"]:
+        raise GraderBoundExceeded(f"checking this submission used up the {SUBMISSION_SECONDS} s of CPU time "
                                   "the grader allows itself for one submission")
     raise GraderBoundExceeded(f"checking what the notebook returned took the grader more than {TEST_SECONDS} s "
                               "of CPU time, a bound on what one test of a submission may cost it")
