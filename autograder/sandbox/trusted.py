@@ -5,7 +5,8 @@ The grading process (a fork per submission) gets an address-space cap (:data:`ME
 had when it forked) and CPU time per test (:data:`TEST_SECONDS`) within :data:`SUBMISSION_SECONDS` for the
 submission. A test whose checks run past either fails with a message saying so (an allocation fails:
 ``MemoryError``; the CPU: :class:`GraderBoundExceeded`, raised by ``SIGXCPU`` while a test's body runs,
-never inside pytest's own work); the next test starts with its own CPU time, and its sandboxes afresh. Both caps are soft limits: the sandboxes forked from this process lift them
+never inside pytest's own work); the next test starts with its own CPU time, and its sandboxes afresh.
+(What C code of the grader might spend past them, the wall-clock deadline of the grading fork stops.) Both caps are soft limits: the sandboxes forked from this process lift them
 (:func:`lift`), then take their own.
 """
 from __future__ import annotations
@@ -18,7 +19,6 @@ import signal
 MEMORY_MB = 1024        # honest submissions: about 130 MB (cnn_vs_fc, whose checks evaluate a net on test images)
 TEST_SECONDS = 30       # CPU for one test's checks; honest submissions: about 1 s for all their tests
 SUBMISSION_SECONDS = 120
-MARGIN_SECONDS = 10     # past the submission's budget before the kernel kills the process (SIGKILL)
 _state = {"end": 0, "checking": False}  # the process's CPU time (s) at which the budget ends; a test's body runs
 
 
@@ -46,19 +46,21 @@ def address_space_in_use() -> int:
 
 
 def bound() -> None:
-    """Cap this (grading) process: memory now, CPU from here on (a test at a time: :func:`next_test`)."""
+    """Cap this (grading) process: memory now, CPU from here on (a test at a time: :func:`next_test`). Only soft
+    limits: the sandboxes it forks must get theirs back, and raising a hard limit takes a capability that a
+    container's root often lacks."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (address_space_in_use() + MEMORY_MB * 2**20, hard))
     _state["end"] = math.ceil(cpu_used()) + SUBMISSION_SECONDS
-    resource.setrlimit(resource.RLIMIT_CPU, (_state["end"], _state["end"] + MARGIN_SECONDS))
     signal.signal(signal.SIGXCPU, _out_of_cpu)
+    next_test()
 
 
 def next_test() -> None:
     """The next test may use :data:`TEST_SECONDS` of CPU, within what is left of the submission's budget."""
     if _state["end"]:
         soft = min(math.ceil(cpu_used()) + TEST_SECONDS, _state["end"])
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, _state["end"] + MARGIN_SECONDS))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
 
 @contextlib.contextmanager
