@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import ast
+import errno
 import hashlib
+import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,32 +42,56 @@ class Submission:
     defined: dict[str, int] = field(default_factory=dict)  # a top-level function or class -> where it is defined
 
 
+class Refused(Exception):
+    """The file is not read: the message says why, and never quotes it."""
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of the notebook file at ``path``, read only once the open file is known to be a regular file
+    (not a symbolic link, a FIFO or a device: opened without following or waiting) of at most ``MAX_BYTES``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Refused("the notebook is a symbolic link; submit the notebook file itself") from None
+        raise Refused(f"the notebook could not be read: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused("the notebook is not a regular file (a FIFO, a device or a folder); submit the notebook "
+                          "file itself")
+        data = b"" if info.st_size > MAX_BYTES else os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if info.st_size > MAX_BYTES or len(data) > MAX_BYTES:
+        raise Refused(f"the notebook is larger than {MAX_BYTES // 2**20} MB; clear its outputs and resubmit")
+    return data
+
+
 def fingerprint(path: Path) -> str:
-    """The SHA-256 that :func:`read_submission` records of the notebook at ``path`` ('' when it cannot be read),
+    """The SHA-256 that :func:`read_submission` records of the notebook at ``path`` ('' when it is not read),
     without reading its cells."""
     try:
-        return hashlib.sha256(path.read_bytes()[:MAX_BYTES + 1]).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_file(path)).hexdigest()
+    except Refused:
         return ""
 
 
 def read_submission(path: Path, student: str, assignment: str) -> Submission:
     submission = Submission(student, assignment, path)
     try:
-        data = path.read_bytes()[:MAX_BYTES + 1]
-    except OSError as error:
-        return unreadable(submission, f"the notebook could not be read: {error.strerror}")
+        data = read_file(path)
+    except Refused as refused:
+        return unreadable(submission, str(refused))
     submission.sha256 = hashlib.sha256(data).hexdigest()
-    if len(data) > MAX_BYTES:
-        return unreadable(submission, f"the notebook is larger than {MAX_BYTES // 2**20} MB; clear its outputs "
-                                      "and resubmit")
     if not data.strip():
         return unreadable(submission, "the notebook file is empty")
     try:
         notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
-    except Exception as error:  # nbformat raises several types for broken JSON or schema
-        return unreadable(submission, f"the file is not a valid Jupyter notebook ({type(error).__name__}: "
-                                      f"{error})"[:500])
+    except UnicodeDecodeError:
+        return unreadable(submission, "the file is not a valid Jupyter notebook (it is not UTF-8 text)")
+    except Exception as error:  # nbformat raises several types for broken JSON or schema: named, never quoted
+        return unreadable(submission, f"the file is not a valid Jupyter notebook ({describe_error(error)})")
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     for position, cell in enumerate(code, 1):  # Jupyter numbers only what it runs: code cells
         if not skipped(cell):
@@ -73,6 +100,13 @@ def read_submission(path: Path, student: str, assignment: str) -> Submission:
             for name in DEFINITION.findall(cell.source):
                 submission.defined.setdefault(name, position)
     return submission
+
+
+def describe_error(error: Exception) -> str:
+    """What is wrong with the file, without a word of its content (an error's message may quote it)."""
+    if isinstance(error, nbformat.reader.NotJSONError):
+        return "it is not JSON"
+    return f"{type(error).__name__}: it does not follow the notebook format"
 
 
 def unreadable(submission: Submission, error: str) -> Submission:

@@ -19,7 +19,7 @@ import pytest
 from _pytest.runner import runtestprotocol  # what pytest's own protocol runs; public API has no re-run
 
 from autograder.results import TestResult
-from autograder.sandbox import Sandbox
+from autograder.sandbox import Sandbox, trusted
 
 
 class GradingPlugin:
@@ -66,6 +66,7 @@ class GradingPlugin:
     def pytest_runtest_protocol(self, item, nextitem) -> bool:
         """pytest's own protocol, and once more for a test whose CUDA memory another sandbox took."""
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        trusted.next_test()
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         if any(r.failed for r in reports) and (why := self.sandbox_for(item).memory_taken_by_another()):
             self.reruns.append({"test": self.meta[item.nodeid][0],
@@ -77,11 +78,19 @@ class GradingPlugin:
         return True
 
     @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        with trusted.checking():  # the test's body: where the grader's own CPU bound fails it
+            yield
+
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
         if report.failed and call.excinfo is not None:
             report.grading_message = failure_message(call.excinfo.value)
+            if grader_bound(call.excinfo.value):  # it may have cut a request short: the sandboxes start afresh
+                for box in {self._sandbox, self._gpu} - {None}:
+                    box.restart()
 
     def pytest_runtest_logreport(self, report) -> None:
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
@@ -122,8 +131,17 @@ def book_section(item) -> dict:
     return {"path": f"book/{page}.html#{anchor}", "section": section, "chapter": int(page.split("_")[0])}
 
 
+def grader_bound(error: BaseException) -> bool:
+    """Whether ``error`` is the grader's own work on the test running past a bound (:mod:`.sandbox.trusted`)."""
+    return isinstance(error, (MemoryError, trusted.GraderBoundExceeded)) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
 def failure_message(error: BaseException) -> str:
     """Assertion messages speak for themselves; anything else was raised while checking a value."""
+    if grader_bound(error) and not isinstance(error, trusted.GraderBoundExceeded):
+        return (f"checking what the notebook returned needed more than the {trusted.MEMORY_MB} MB of memory the "
+                "grader allows itself for one submission")
     if isinstance(error, AssertionError):
         return str(error).split("\nassert ")[0].strip() or "the check failed"
     return f"checking the value your code returned raised {type(error).__name__}: {error}"

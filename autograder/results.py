@@ -51,6 +51,7 @@ class SubmissionResult:
     limits: dict = field(default_factory=dict)
     limits_hit: list[str] = field(default_factory=list)  # the fields of `limits` that stopped something
     reruns: list[dict] = field(default_factory=list)  # tests run again ({"test", "reason"}): another took the GPU
+    grader_usage: dict = field(default_factory=dict)  # what grading it cost the trusted side: cpu_seconds, peak_mb
 
     @property
     def graded(self) -> list[TestResult]:
@@ -77,6 +78,7 @@ class SubmissionResult:
                            "notebook_sha256": self.notebook_sha256, "suite_sha256": self.suite_sha256,
                            "device": self.device, "limits": self.limits, "limits_hit": self.limits_hit,
                            "causes": self.causes, "notes": self.output, "reruns": self.reruns,
+                           "grader_usage": self.grader_usage,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -89,7 +91,8 @@ class SubmissionResult:
                    notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""),
                    status=extra.get("status", GRADED), notebook=extra.get("notebook", ""),
                    causes=extra.get("causes", []), device=extra.get("device", ""), limits=extra.get("limits", {}),
-                   limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []))
+                   limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []),
+                   grader_usage=extra.get("grader_usage", {}))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,

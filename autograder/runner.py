@@ -17,18 +17,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import _pytest.config
-import pytest
-
-from autograder import SUITES, notebook
-from autograder.notebook import Submission, read_submission
-from autograder.plugin import GradingPlugin
+from autograder import SUITES
 from autograder.results import GRADED as GRADED_STATUS
 from autograder.results import RESULTS, SubmissionResult, in_notebook_order, result_folder
-from autograder.sandbox import Limits, Sandbox, reachable
+from autograder.sandbox import Limits, reachable, trusted
 from autograder.sandbox.confine import readable_paths, sandbox_uid
 from autograder.submissions import Refusal
+
+if TYPE_CHECKING:
+    from autograder.notebook import Submission
+    from autograder.sandbox import Sandbox
 
 # Exit codes of a grading fork: graded, unchanged since its result, a result saying why it could not be
 # graded (the notebook or the layout's fault), the grader failed (its message is the reason).
@@ -52,7 +52,7 @@ class Job:
     force: bool = False
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
     refusal: Refusal | None = None  # why the layout gives no notebook to grade (a result says so)
-    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.gpu_watch`)
+    gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.sandbox.gpu_watch`)
 
     @property
     def graded_file(self) -> str:
@@ -63,9 +63,13 @@ def prepare() -> None:
     """Do once, before the workers fork, what grading every submission would otherwise repeat: build
     nbformat's validator and import what running a suite imports (pytest's own plugins, the modules they
     import when a session starts, the suites' helpers). Nothing of a hidden suite is read here."""
+    import _pytest.config
+
+    from autograder import notebook
+
     notebook.prepare()
     for module in [*(f"_pytest.{plugin}" for plugin in _pytest.config.default_plugins), "pdb", "readline",
-                   "autograder.expect"]:
+                   "autograder.expect", "autograder.plugin"]:
         importlib.import_module(module)
 
 
@@ -97,6 +101,11 @@ def suite_sha256(suites: Path, assignment: str) -> str:
 def grade(job: Job, submission: Submission) -> SubmissionResult:
     """Run the hidden suite against ``submission``. On CUDA, the tests that need the GPU get a CUDA sandbox of
     their own, started in the background while the others run in a CPU sandbox: CUDA costs only what it is used for."""
+    import pytest
+
+    from autograder.plugin import GradingPlugin
+    from autograder.sandbox import Sandbox
+
     started = time.monotonic()
     sandbox = Sandbox(submission.cells, limits=job.limits, load_error=submission.error)
     gpu = None
@@ -131,7 +140,8 @@ def grade(job: Job, submission: Submission) -> SubmissionResult:
                             notebook_sha256=submission.sha256, suite_sha256=job.suite_sha256,
                             status=submission.status, notebook=job.graded_file, causes=causes, device=job.device,
                             limits=dataclasses.asdict(job.limits),
-                            limits_hit=sorted(set().union(*(box.limits_hit for box in boxes))), reruns=plugin.reruns)
+                            limits_hit=sorted(set().union(*(box.limits_hit for box in boxes))), reruns=plugin.reruns,
+                            grader_usage=trusted.usage())
 
 
 def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list[str], list[str]]:
@@ -151,6 +161,10 @@ def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list
 
 def collection_report(args: list[str]) -> str:
     """What pytest says when it only collects the suite: the instructor's view of a broken suite."""
+    import pytest
+
+    from autograder.plugin import GradingPlugin
+
     with tempfile.TemporaryFile("w+") as log:
         saved = os.dup(1), os.dup(2)
         sys.stdout.flush(), sys.stderr.flush()
@@ -180,6 +194,8 @@ def already_graded(job: Job, submission: Submission) -> bool:
 
 
 def submission_of(job: Job) -> Submission:
+    from autograder.notebook import Submission, read_submission
+
     if job.refusal:
         return Submission(job.student, job.assignment, job.notebook, error=job.refusal.reason,
                           status=job.refusal.status)
@@ -195,6 +211,7 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
         os.close(read_error)
         code = FAILED
         try:
+            trusted.bound()
             submission = submission_of(job)
             if already_graded(job, submission):
                 code = SKIPPED

@@ -1,12 +1,14 @@
 """The autograder against a class of wrong and hostile conv_basics submissions (tests/gallery/).
 
 One real grading run (`python -m autograder grade`, 2 workers) grades every gallery entry
-beside an honest student; each test below checks one defence from the security model.
+beside an honest student; each test below checks one defence from the security model, and
+that nothing of any of them outlives grading.
 On a CUDA grader, the entries that hog the GPU (``gpu_*``) are graded in parallel with honest
 students on one GPU (4 workers): the hogs lose the hogging tests, the honest students nothing.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -17,7 +19,7 @@ import nbformat
 import pytest
 import torch
 
-from autograder.gpu_watch import nvidia_driver_loaded
+from autograder.sandbox.gpu_watch import nvidia_driver_loaded
 from autograder.results import SubmissionResult
 from test_autograder import autograder
 
@@ -25,11 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 GALLERY = ROOT / "tests" / "gallery"
 SOLUTION = ROOT / "solutions" / "conv_basics" / "conv_basics.ipynb"
 SUITE_FILE = ROOT / "autograder" / "suites" / "conv_basics" / "test_corr2d.py"
-ALL_ENTRIES = sorted(p.stem for p in GALLERY.iterdir() if p.suffix in (".py", ".ipynb"))
+ALL_ENTRIES = sorted(p.stem for p in GALLERY.iterdir() if p.suffix in (".py", ".ipynb", ".sparse"))
 GPU_ENTRIES = [e for e in ALL_ENTRIES if e.startswith("gpu_")]
 ENTRIES = [e for e in ALL_ENTRIES if e not in GPU_ENTRIES]
 DEVICE = os.environ.get("GRADER_DEVICE", "auto")  # `make gpu-check` grades the gallery with cuda
 CUDA_TESTS = ("corr2d: a CUDA input", "pool2d: a CUDA input")  # the suite's CUDA tests, in the order they run
+SPARSE_BYTES = 2 * 2**30  # a `.sparse` entry: its text, then a hole up to this size
+UNREADABLE = {"empty", "invalid_json", "symlinked", "sparse_2gb"}
+PLANTED = "a note another grading run left in /dev/shm"
+SANDBOX_UID = 100_000  # sandbox uids start here (autograder/sandbox/confine.py)
 
 
 def hostile_notebook(source: str) -> nbformat.NotebookNode:
@@ -43,7 +49,7 @@ def entry_notebook(entry: str, submitted: Path, out: Path) -> Path | nbformat.No
     """Gallery entry ``entry`` as a notebook for a class in ``submitted`` graded into ``out``: its .ipynb file, or
     the reference solution followed by its cells, the placeholders replaced by this class's paths."""
     path = next(GALLERY.glob(f"{entry}.*"))
-    if path.suffix == ".ipynb":
+    if path.suffix in (".ipynb", ".sparse"):
         return path
     source = path.read_text()
     for key, value in {"{SUITE_FILE}": str(SUITE_FILE), "{SUBMITTED}": str(submitted), "{OUT}": str(out)}.items():
@@ -52,7 +58,9 @@ def entry_notebook(entry: str, submitted: Path, out: Path) -> Path | nbformat.No
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+    """The files below ``folder`` (a link as where it points, a sparse file by its size) and their SHA-256."""
+    return {str(p.relative_to(folder)): os.readlink(p) if p.is_symlink() else str(p.stat().st_size)
+            if p.stat().st_size > 2**30 else hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
@@ -65,12 +73,19 @@ def grade_class(base: Path, students: list[str], workers: int, device: str):
         folder.mkdir(parents=True)
         target = folder / "conv_basics.ipynb"
         book = entry_notebook(student, submitted, out) if student in ALL_ENTRIES else SOLUTION
-        target.write_bytes(book.read_bytes()) if isinstance(book, Path) else nbformat.write(book, target)
+        if not isinstance(book, Path):
+            nbformat.write(book, target)
+        elif book.is_symlink():  # submitted as a link to the same file
+            target.symlink_to(book.resolve())
+        else:
+            target.write_bytes(book.read_bytes())
+            if book.suffix == ".sparse":
+                os.truncate(target, SPARSE_BYTES)
     before = tree_digest(submitted)
     run = autograder("grade", "conv_basics", str(submitted), "--out", str(out), "--workers", str(workers),
                      "--timeout", "60", "--device", device)
     # Exit status 1: the unreadable notebooks could not be graded (each still gets a result saying why).
-    unreadable = {"empty", "invalid_json"} & set(students)
+    unreadable = UNREADABLE & set(students)
     not_graded = set(re.findall(r"^  (\w+): unreadable: ", run.stdout.split(f"could not grade {len(unreadable)}:")[-1],
                                 re.MULTILINE))
     assert run.returncode == (1 if unreadable else 0) and not_graded == unreadable, run.stdout + run.stderr[-3000:]
@@ -80,8 +95,14 @@ def grade_class(base: Path, students: list[str], workers: int, device: str):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """The gallery and an honest student, graded together."""
-    return grade_class(tmp_path_factory.mktemp("gallery"), ["honest", *ENTRIES], 2, DEVICE)
+    """The gallery and an honest student, graded together, with a note another run left in /dev/shm."""
+    planted = Path(f"/dev/shm/gallery-planted-{os.getpid()}")
+    planted.write_text(PLANTED)
+    planted.chmod(0o644)
+    try:
+        yield grade_class(tmp_path_factory.mktemp("gallery"), ["honest", *ENTRIES], 2, DEVICE)
+    finally:
+        planted.unlink()
 
 
 def graded_tests(result: SubmissionResult, function: str):
@@ -101,11 +122,16 @@ def test_honest_student_full_marks(graded):
 
 
 @pytest.mark.parametrize("entry, message", [("invalid_json", "not a valid Jupyter notebook"),
-                                            ("empty", "the notebook file is empty")])
+                                            ("empty", "the notebook file is empty"),
+                                            ("symlinked", "the notebook is a symbolic link"),
+                                            ("sparse_2gb", "the notebook is larger than 20 MB")])
 def test_unreadable_notebook_gets_zero_with_reason(graded, entry, message):
-    result = graded[0][entry]
-    assert result.score == 0 and result.max_score == graded[0]["honest"].max_score
+    results, out, _, _ = graded
+    result = results[entry]
+    assert result.score == 0 and result.max_score == results["honest"].max_score
     assert all(message in t.output for t in result.graded)
+    written = (out / entry / "conv_basics" / "results.json").read_text() + (out / "grades.csv").read_text()
+    assert SUITE_FILE.read_text().splitlines()[0] not in written  # nothing of the file it points to is quoted
 
 
 def test_missing_function(graded):
@@ -189,6 +215,61 @@ def test_snooping_refused(graded):
     assert "allowed" not in printed, printed
     assert tree_digest(submitted) == before
     assert results["honest"].score == results["honest"].max_score
+
+
+def test_nothing_shared_between_students(graded):
+    """What another run left in /dev/shm and what shm_leftovers left there, in IPC or on an abstract socket stay
+    out of reach; so do the grader's and every other process (as root, the sandbox's uid is its own)."""
+    results = graded[0]
+    printed = results["neighbours"].output
+    assert "/dev/shm holds []" in printed and PLANTED not in printed and "for the next student" not in printed, printed
+    assert all(f"{found} found False" in printed for found in ("shm_open", "mq_open", "shmget")), printed
+    assert "connect gallery-leftover: " in printed and "connected" not in printed, printed
+    assert all(f"write {folder}/gallery-planted: PermissionError" in printed for folder in ("/tmp", "/var/tmp", "/dev"))
+    if os.geteuid() == 0:
+        assert not re.search(r"^process \d+", printed, re.MULTILINE), printed
+    planted = results["shm_leftovers"].output
+    assert "leftover1: OSError" in planted and "shmget True" in planted, planted  # its /dev/shm is small
+    assert all(results[e].score == results[e].max_score for e in ("honest", "neighbours", "shm_leftovers"))
+
+
+def test_sandbox_holds_nothing_about_other_students(graded):
+    """The honest student's notebook path is nowhere in class_list_scan's memory (the grader forks sandboxes
+    from a process that never held the class list)."""
+    printed = graded[0]["class_list_scan"].output
+    scanned = re.search(r"scanned (\d+) MB of its memory: the honest student's notebook path found (\d+) times", printed)
+    assert scanned and int(scanned[1]) > 100 and scanned[2] == "0", printed
+
+
+def test_nothing_outlives_grading(graded):
+    """No file the sandboxes made is left in /dev/shm, /tmp or /var/tmp, nor in System V or POSIX IPC."""
+    names = ("leftover", "note.txt", "pipe", "gallery-leftover", "sem.gallery-leftover", "gallery-planted")
+    left = [p for folder in ("/dev/shm", "/tmp", "/var/tmp") for p in Path(folder).iterdir()
+            if p.name.startswith(names) and not p.name.startswith(f"gallery-planted-{os.getpid()}")]
+    left += [p for p in Path("/dev/shm").iterdir() if p.lstat().st_uid >= SANDBOX_UID]
+    assert not left
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.shmget(0x6A11E7, 0, 0) == -1 and libc.mq_open(b"/gallery-leftover", os.O_RDONLY) == -1
+
+
+def test_replies_bounded_before_parsing(graded):
+    """A 64 MB description, one nested 50,000 deep, one of a million values: each refused unparsed."""
+    result = graded[0]["channel_flood"]
+    failed = graded_tests(result, "corr2d_multi_in_out")
+    messages = ("description of 67,108,864 bytes exceeds the limit", "nested 50000 levels deep",
+                "more than 100,000 values")
+    assert all(t.score == 0 for t in failed) and {m for m in messages for t in failed if m in t.output} == set(
+        messages), failed
+    assert all(t.status == "passed" for t in graded_tests(result, "corr2d") + graded_tests(result, "pool2d"))
+
+
+def test_trusted_side_bounded(graded):
+    """What grading each submission cost the trusted side: hostile ones barely more than an honest one."""
+    results = graded[0]
+    honest = results["honest"].grader_usage
+    for student, result in results.items():
+        usage = result.grader_usage
+        assert usage["peak_mb"] < honest["peak_mb"] + 200 and usage["cpu_seconds"] < 15, (student, usage, honest)
 
 
 def test_results_are_gradescope_json(graded):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.gpu_watch import nvidia_driver_loaded
+from autograder.sandbox.gpu_watch import nvidia_driver_loaded
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import gpu_watch
-from autograder.gpu_watch import CONTEXT_ALLOWANCE, GiB, Watcher
+from autograder.sandbox import gpu_watch
+from autograder.sandbox.gpu_watch import CONTEXT_ALLOWANCE, GiB, Watcher
 from autograder.plugin import GradingPlugin
 from autograder.sandbox import Limits, Sandbox
 from autograder.sandbox.confine import sandbox_uid

@@ -82,6 +82,6 @@ def test_no_process_sandboxes_are_forked_from_maps_nvml(tmp_path):
 
 def is_watcher(pid: int) -> bool:
     try:
-        return b"autograder.gpu_watch" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"autograder.sandbox.gpu_watch" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False

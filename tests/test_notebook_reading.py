@@ -1,6 +1,9 @@
 """Cells are read as Jupyter reads them (IPython's own transformer), then run in a real sandbox."""
 from __future__ import annotations
 
+import os
+import resource
+
 import nbformat
 import pytest
 
@@ -59,3 +62,35 @@ def test_cells_are_numbered_as_jupyter_shows_them(tmp_path):
     assert submission.labels[3] == "code cell 3 (`%%time`)"
     assert submission.labels[4] == "code cell 4 (`def broken(x)`)"
     assert submission.defined == {"area": 3, "Circle": 3, "broken": 4}
+
+
+SECRET = "the answer key: 42"
+
+
+def make_link(path):
+    (path.parent / "key.txt").write_text(SECRET)
+    path.symlink_to(path.parent / "key.txt")
+
+
+def make_sparse(path):
+    with open(path, "wb") as file:
+        file.write(b'{"cells": []')
+        file.truncate(2 * 2**30)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (make_link, "the notebook is a symbolic link"),
+    (lambda path: os.mkfifo(path), "the notebook is not a regular file"),  # a FIFO would block a plain open
+    (lambda path: path.mkdir(), "the notebook is not a regular file"),
+    (make_sparse, "the notebook is larger than 20 MB"),
+    (lambda path: path.write_text(SECRET), "the file is not a valid Jupyter notebook (it is not JSON)"),
+    (lambda path: path.write_text('{"cells": "' + SECRET + '"}'), "the file is not a valid Jupyter notebook")])
+def test_files_refused_unread_and_unquoted(tmp_path, make, reason):
+    """Checked on the open file before a byte is read, and the reason never quotes the file."""
+    path = tmp_path / "alice.ipynb"
+    make(path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    submission = read_submission(path, "alice", "conv_basics")
+    assert submission.status == "unreadable" and submission.error.startswith(reason), submission.error
+    assert "42" not in submission.error and not submission.cells
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 30 * 2**10  # KB: nothing big was read

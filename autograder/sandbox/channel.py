@@ -4,14 +4,17 @@ A message is plain data: None, bools, numbers, strings, bytes, lists, tuples, di
 keys) and CPU tensors. It travels as a JSON description followed by the tensors' raw bytes; decoding
 is ``json.loads`` and ``torch.frombuffer`` on a checked layout, nothing else, so no object of the
 sender's making (a submission's class, a function, a pickle's ``__reduce__`` trick) can come through.
-The size is checked before a byte of the body is read. (``torch.save``/``torch.load(weights_only=True)``
-did the same job at ten times the cost: a message is exchanged for every check of every submission.)
+The sizes are checked before a byte of the body is read, and the description's items and nesting before it
+is parsed: what the receiver builds from it stays within a few tens of MB, whatever the sender wrote.
+(``torch.save``/``torch.load(weights_only=True)`` did the same job at ten times the cost: a message is
+exchanged for every check of every submission.)
 """
 from __future__ import annotations
 
 import base64
 import json
 import math
+import re
 import socket
 import struct
 import time
@@ -20,6 +23,11 @@ import torch
 
 HEADER = struct.Struct(">QQ")  # the body's size, the JSON description's size within it
 MAX_BYTES = 256 * 2**20
+MAX_DESCRIPTION = 4 * 2**20  # bytes of JSON (tensors travel as raw bytes after it)
+MAX_ITEMS = 100_000          # values in it (each parsed value is a Python object)
+MAX_NESTING = 100            # JSON levels (a value of :func:`.child.plain`'s deepest takes about 60)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b"[]{}"))
 DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in (
     torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.bfloat16,
     torch.float32, torch.float64, torch.complex64, torch.complex128)}
@@ -53,7 +61,11 @@ def recv(sock: socket.socket, deadline: float | None = None, max_bytes: int = MA
     size, described = HEADER.unpack(_read_exactly(sock, HEADER.size, deadline))
     if size > max_bytes:
         raise ChannelError(f"a message of {size:,} bytes exceeds the limit of {max_bytes:,}")
+    if described > MAX_DESCRIPTION:
+        raise ChannelError(f"a message whose description of {described:,} bytes exceeds the limit of "
+                           f"{MAX_DESCRIPTION:,}")
     body = _read_exactly(sock, size, deadline)
+    check_shape(bytes(body[:described]))
     try:
         if described > size:
             raise ValueError("its description is longer than the message")
@@ -64,6 +76,21 @@ def recv(sock: socket.socket, deadline: float | None = None, max_bytes: int = MA
         return value
     except (ValueError, TypeError, KeyError, IndexError, RecursionError, RuntimeError) as error:
         raise ChannelError(f"a message that is not plain data ({type(error).__name__}: {error})") from None
+
+
+def check_shape(description: bytes) -> None:
+    """Refuse a description with more than :data:`MAX_ITEMS` values or :data:`MAX_NESTING` levels, unparsed:
+    its strings are set aside, then its commas and brackets counted."""
+    skeleton = _STRING.sub(b"", description)
+    items = skeleton.count(b",") + skeleton.count(b"[") + skeleton.count(b"{")
+    if items > MAX_ITEMS:
+        raise ChannelError(f"a message of more than {MAX_ITEMS:,} values ({items:,})")
+    depth = deepest = 0
+    for bracket in skeleton.translate(None, _NOT_STRUCTURE):
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        raise ChannelError(f"a message nested {deepest} levels deep, more than the limit of {MAX_NESTING}")
 
 
 def _describe(value, tensors: list[bytes]):

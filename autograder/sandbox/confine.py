@@ -3,21 +3,26 @@
 It is also the kernel's first choice when memory runs out: the OOM killer takes a sandbox before the grader.
 
 Runs in the sandbox process before any submission code, in this order: limits are set while
-still privileged, the folders it may read are made reachable by its own user (:mod:`.reachable`),
-Landlock is applied, then root (if we are root) is dropped for good.
+still privileged, the sandbox enters namespaces of its own (:mod:`.namespaces`), the folders it may read
+are made reachable by its own user (:mod:`.reachable`), Landlock is applied, then root (if we are root) is
+dropped for good. It writes only in its own folder, its private ``/dev/shm``, ``/dev/null`` and, on CUDA,
+the GPU's device files.
 """
 from __future__ import annotations
 
+import glob
 import os
 import resource
 import signal
 import sys
 
-from autograder.sandbox import landlock, reachable
+from autograder.sandbox import landlock, namespaces, reachable
 from autograder.sandbox.limits import Limits
+from autograder.sandbox.trusted import address_space_in_use
 
 SYSTEM_READ_ONLY = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
-DEVICES = ("/dev",)
+READ_DEVICES = ("/dev/zero", "/dev/urandom", "/dev/random", "/dev/full")
+WRITE_DEVICES = ("/dev/null",)
 
 
 def readable_paths() -> list[str]:
@@ -83,16 +88,24 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
         resource.RLIMIT_CORE: 0,
     }
     if device == "cpu":  # CUDA reserves huge address ranges: the grader watches its memory instead
-        rlimits[resource.RLIMIT_AS] = _address_space_in_use() + limits.memory_mb * 2**20
+        rlimits[resource.RLIMIT_AS] = address_space_in_use() + limits.memory_mb * 2**20
     if limits.memory_mb < Limits.memory_mb:  # fitted into a small container (see limits.fit_to_container)
         warnings.append(f"this grader runs in a container with little memory: your code may use about "
                         f"{limits.memory_mb} MB here (beyond that an allocation raises MemoryError)")
     for which, value in rlimits.items():
         resource.setrlimit(which, (value, value))
-    if uid is not None:  # its own user may not enter a closed home holding Python (only root can open a way)
-        reachable.open_up(readable)
+    writable = [workdir, *WRITE_DEVICES, *(glob.glob("/dev/nvidia*") if device == "cuda" else [])]
+    private = True
     try:
-        landlock.restrict(read_only=readable, read_write=[workdir, *DEVICES])
+        namespaces.enter(limits.file_mb * 2**20)
+        writable.append(namespaces.SHM)
+    except OSError as error:  # without them: no /dev/shm, and System V IPC is the machine's
+        private = False
+        warnings.append(f"this grader cannot give your code namespaces of its own ({error}): it has no /dev/shm")
+    if uid is not None and private:  # its own user may not enter a closed home holding Python: root opens a way
+        reachable.open_up(readable)  # (the grader refuses to grade where it is needed and cannot be done)
+    try:
+        landlock.restrict(read_only=[*readable, *READ_DEVICES], read_write=writable)
     except OSError as error:
         warnings.append(f"filesystem isolation unavailable ({error}); hidden tests are protected "
                         "only by file permissions")
@@ -100,6 +113,8 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+    elif private:
+        namespaces.drop_capabilities()
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(HOME=workdir, TMPDIR=workdir, USER="student", LOGNAME="student", MPLBACKEND="Agg",
@@ -107,10 +122,3 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
                       **({} if device == "cuda" else {"CUDA_VISIBLE_DEVICES": ""}))  # a CPU sandbox sees no GPU
     return warnings
 
-
-def _address_space_in_use() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0

@@ -9,7 +9,7 @@ so the suite's memory never reaches submission code. Every failure caused by the
 A function that runs out of time is remembered: in this sandbox and every replacement it fails at
 once from then on, so one hang costs one call's time and the independent functions are still graded.
 
-On CUDA, the grader's GPU memory watcher (:mod:`autograder.gpu_watch`) watches the sandbox's real GPU
+On CUDA, the grader's GPU memory watcher (:mod:`.gpu_watch`) watches the sandbox's real GPU
 memory and stops it past its share; its later requests then fail at once. A CUDA out-of-memory error
 is remembered, so that a test that failed only because another sandbox took the memory can run again
 (:meth:`Sandbox.memory_taken_by_another`).
@@ -28,8 +28,8 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder import gpu_watch
-from autograder.sandbox import channel, child
+from autograder.sandbox import gpu_watch
+from autograder.sandbox import channel, child, trusted
 from autograder.sandbox.confine import kill_every_process, readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
@@ -138,6 +138,13 @@ class Sandbox:
             self.broken = ""
         return f"it ran out of GPU memory while another submission's sandbox held {hog.describe()}"
 
+    def restart(self) -> None:
+        """Stop the process now (the grader's side of a request may have been cut short); the next request
+        starts a fresh one."""
+        self._wait_for_start()
+        if self._pid:
+            self._stop()
+
     def close(self) -> None:
         self._wait_for_start()
         if self._pid:
@@ -235,6 +242,7 @@ class Sandbox:
         pid = os.fork()
         if pid == 0:
             try:
+                trusted.lift()
                 parent.close()
                 os.close(read_end)
                 if clean:  # forked while no hidden test is in this process's memory

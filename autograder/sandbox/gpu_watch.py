@@ -7,7 +7,7 @@ adds up each sandbox's processes and kills a sandbox whose total passes its shar
 :data:`CONTEXT_ALLOWANCE`, whatever it called.
 
 It is a process of its own, started from a fresh interpreter by ``grade`` (``python -m
-autograder.gpu_watch STATE``): NVML must never be initialised in a process that sandboxes are
+autograder.sandbox.gpu_watch STATE``): NVML must never be initialised in a process that sandboxes are
 forked from (a forked sandbox that closes its inherited descriptors finds NVML's state alive and its
 files gone, and reads an internal assert instead of its out-of-memory error). This module imports
 neither torch nor NVML; only :class:`NvmlReader` loads NVML, in the watcher.
@@ -237,7 +237,7 @@ class Watcher:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m autograder.gpu_watch STATE``: print ``ready GPUS CUDA_VERSION`` (or ``error ...``), watch
+    """``python -m autograder.sandbox.gpu_watch STATE``: print ``ready GPUS CUDA_VERSION`` (or ``error ...``), watch
     until the grader that started it is gone or stops it (SIGTERM), then remove ``STATE``."""
     state, grader = Path(argv[0]), os.getppid()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -266,7 +266,7 @@ class WatcherProcess:
 
     def __init__(self, state: Path) -> None:
         self.state = state
-        self.process = subprocess.Popen([sys.executable, "-m", "autograder.gpu_watch", str(state)],
+        self.process = subprocess.Popen([sys.executable, "-m", "autograder.sandbox.gpu_watch", str(state)],
                                         stdout=subprocess.PIPE, text=True, start_new_session=True)
 
     def ready(self, timeout: float = 60.0) -> tuple[int, str]:
