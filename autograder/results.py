@@ -20,7 +20,7 @@ from pathlib import Path
 
 RESULTS, FEEDBACK, FEEDBACK_HTML = "results.json", "feedback.txt", "feedback.html"
 CSV_FIELDS = ["student", "assignment", "score", "max_score", "status", "tests_passed", "tests_failed",
-              "execution_time"]
+              "execution_time", "late", "in_last_run"]
 GRADED = "graded"  # the status of a notebook the suite ran on; any other says why it could not be graded
 
 
@@ -51,6 +51,8 @@ class SubmissionResult:
     limits: dict = field(default_factory=dict)
     limits_hit: list[str] = field(default_factory=list)  # the fields of `limits` that stopped something
     reruns: list[dict] = field(default_factory=list)  # tests run again ({"test", "reason"}): another took the GPU
+    late: bool = False             # the LMS marked the file graded late
+    absent: bool = False           # not in the folder the latest run of its assignment graded: kept, and marked
 
     @property
     def graded(self) -> list[TestResult]:
@@ -77,6 +79,7 @@ class SubmissionResult:
                            "notebook_sha256": self.notebook_sha256, "suite_sha256": self.suite_sha256,
                            "device": self.device, "limits": self.limits, "limits_hit": self.limits_hit,
                            "causes": self.causes, "notes": self.output, "reruns": self.reruns,
+                           "late": self.late, "absent": self.absent,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -89,14 +92,16 @@ class SubmissionResult:
                    notebook_sha256=extra.get("notebook_sha256", ""), suite_sha256=extra.get("suite_sha256", ""),
                    status=extra.get("status", GRADED), notebook=extra.get("notebook", ""),
                    causes=extra.get("causes", []), device=extra.get("device", ""), limits=extra.get("limits", {}),
-                   limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []))
+                   limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []),
+                   late=extra.get("late", False), absent=extra.get("absent", False))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,
                 "max_score": self.max_score, "status": self.status,
                 "tests_passed": sum(t.status == "passed" for t in self.tests),
                 "tests_failed": sum(t.status == "failed" for t in self.tests),
-                "execution_time": round(self.execution_time, 2)}
+                "execution_time": round(self.execution_time, 2), "late": "yes" if self.late else "",
+                "in_last_run": "no" if self.absent else "yes"}
 
     def feedback_text(self) -> str:
         """What the student reads: the file and the score, what kept the notebook from running as written,
@@ -220,13 +225,36 @@ def upgrade_layout(out: Path) -> list[str]:
     return moved
 
 
-def grades_csv(results: list[SubmissionResult]) -> str:
+def grades_csv(results: list[SubmissionResult], missing: list[str] = (), assignment: str = "") -> str:
+    """A row per result, and one per student of the roster who submitted nothing to ``assignment`` (``missing``:
+    status "no submission", 0 points; they have no results folder)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for result in sorted(results, key=lambda r: (r.assignment, r.student)):
-        writer.writerow(result.csv_row())
+    top = max((r.max_score for r in results if r.assignment == assignment and r.status == GRADED), default="")
+    rows = [r.csv_row() for r in results] + [
+        {"student": student, "assignment": assignment, "score": 0, "max_score": top, "status": "no submission",
+         "tests_passed": 0, "tests_failed": 0, "execution_time": 0, "late": "", "in_last_run": "yes"}
+        for student in missing]
+    for row in sorted(rows, key=lambda r: (r["assignment"], r["student"])):
+        writer.writerow(row)
     return buffer.getvalue()
+
+
+def mark_absent(out: Path, assignment: str, students: set[str]) -> list[str]:
+    """Mark ``assignment``'s results in ``out`` of students not among ``students`` (those of the folder graded
+    now) as absent, and unmark those who are back; returns the absent students."""
+    absent = []
+    for path in sorted(out.glob(f"*/{assignment}/{RESULTS}")):
+        result = SubmissionResult.read(path)
+        if result.assignment != assignment:
+            continue
+        if result.absent != (result.student not in students):
+            result.absent = not result.absent
+            result.write(out)
+        if result.absent:
+            absent.append(result.student)
+    return absent
 
 
 @functools.cache  # read once per process, not once per result written

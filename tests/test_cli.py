@@ -91,8 +91,15 @@ BAD_ARGUMENTS = {
     "shard 0/4": (["grade", "conv_basics", "{class}", "--shard", "0/4"], "K must be between 1 and N"),
     "out is a file": (["grade", "conv_basics", "{class}", "--out", "{file}"], "is a file; give a folder"),
     "out under a file": (["grade", "conv_basics", "{class}", "--out", "{file}/out"], "which is a file"),
-    "submission is a .json": (["grade", "conv_basics", "{file}"], "is neither a folder nor a notebook (.ipynb)"),
+    "submission is a .json": (["grade", "conv_basics", "{file}"], "is neither a folder, an LMS's .zip nor a notebook"),
     "no such submission": (["grade", "conv_basics", "{tmp}/nowhere"], "does not exist"),
+    "out inside the class folder": (["grade", "conv_basics", "{class}", "--out", "{class}/graded"],
+                                    "lies inside SUBMITTED"),
+    "out is the class folder": (["grade", "conv_basics", "{class}", "--out", "{class}"], "lies inside SUBMITTED"),
+    "roster without ids": (["grade", "conv_basics", "{class}", "--roster", "{file}"], "has no 'id' column"),
+    "no such roster": (["grade", "conv_basics", "{class}", "--roster", "{tmp}/roster.csv"], "is not a file"),
+    "lms pattern without ids": (["grade", "conv_basics", "{class}", "--lms", "(?P<x>.*)"],
+                                "with the groups (?P<student_id>...) and (?P<file_id>...)"),
     "no such assignment": (["grade", "conv_basic", "{class}"], "no hidden suite for 'conv_basic'"),
     "gradebook is a folder": (["grade", "conv_basics", "{class}", "--nbgrader-db", "{tmp}"], "give a file name"),
     "unknown device": (["grade", "conv_basics", "{class}", "--device", "gpu"], "invalid choice: 'gpu'"),
@@ -258,14 +265,15 @@ def test_summary_counts_and_names_who_could_not_be_graded(course):
     assert first.returncode == 1, first.stdout + first.stderr[-3000:]
     assert "11 conv_basics submission(s) in submitted (nbgrader's layout)" in first.stdout
     assert "conv_basics on cpu: graded 6, unchanged and skipped 0, could not grade 5:" in first.stdout
-    assert "warning: submitted/conv_basics.ipynb is not in a <student>/conv_basics/ folder: not graded" in first.stderr
-    listed = not_graded_lines(first.stdout)
+    assert ("not graded, by rule (2 files):\n  conv_basics.ipynb: not in a <student>/conv_basics/ folder\n"
+            "  kim: holds no conv_basics/ folder (another assignment's)") in first.stdout
+    listed = not_graded_lines(first.stdout.split("not graded, by rule")[0])
     assert set(listed) == set(NOT_GRADED), first.stdout
     for student, (status, reason) in NOT_GRADED.items():
         assert listed[student].startswith(f"{status}: ") and reason in listed[student], listed[student]
     # nothing changed: the graded are skipped, those not graded are tried again and listed again
     assert rerun.returncode == 1 and "graded 0, unchanged and skipped 6, could not grade 5:" in rerun.stdout
-    assert not_graded_lines(rerun.stdout) == listed
+    assert not_graded_lines(rerun.stdout.split("not graded, by rule")[0]) == listed
 
 
 @pytest.mark.slow
