@@ -130,6 +130,16 @@ def test_every_test_names_a_section_of_the_built_book(built_site, tmp_path, assi
         assert f'id="{anchor}"' in built.read_text(), f"{test}: {page} has no section #{anchor} ({book['section']})"
 
 
+def test_every_misconception_names_a_section_of_the_built_book(built_site):
+    from autograder.misconceptions import TABLE
+    from autograder.plugin import section
+
+    for function, misconceptions in TABLE.items():
+        for misconception in misconceptions:
+            page, anchor = section(*misconception.book)["path"].split("#")
+            assert f'id="{anchor}"' in (built_site / page).read_text(), (function, misconception.name, page, anchor)
+
+
 def test_report_shows_the_class_in_charts_and_tables(graded):
     page = page_text(graded / "report.html")
     for heading in ("Scores", "Pass rate per test", "Most common failure messages", "Slowest submissions"):
