@@ -262,7 +262,7 @@ def upgrade_layout(out: Path) -> list[str]:
 
 def grades_csv(results: list[SubmissionResult], missing: list[str] = (), assignment: str = "") -> str:
     """A row per result, and one per student of the roster who submitted nothing to ``assignment`` (``missing``:
-    status "no submission", 0 points; they have no results folder)."""
+    status "no submission", 0 points) and has no result kept from an earlier run."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -270,7 +270,7 @@ def grades_csv(results: list[SubmissionResult], missing: list[str] = (), assignm
     rows = [r.csv_row() for r in results] + [
         {"student": student, "assignment": assignment, "score": 0, "max_score": top, "status": "no submission",
          "tests_passed": 0, "tests_failed": 0, "execution_time": 0, "late": "", "in_last_run": "yes"}
-        for student in missing]
+        for student in missing if (student, assignment) not in {(r.student, r.assignment) for r in results}]
     for row in sorted(rows, key=lambda r: (r["assignment"], r["student"])):
         writer.writerow(row)
     return buffer.getvalue()
