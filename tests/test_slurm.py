@@ -10,6 +10,7 @@ import csv
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -193,7 +194,9 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
 
     rerun = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
-    assert summary(rerun.stdout) == dict.fromkeys((1, 2), "COMPLETED, 4 of 4 graded")
+    unchanged = len(set(second) & set(kept))  # what shard 2 finished before the cancel is skipped, and said so
+    assert summary(rerun.stdout) == {1: "COMPLETED, 0 of 4 graded, 4 unchanged and skipped",
+                                     2: f"COMPLETED, {4 - unchanged} of 4 graded, {unchanged} unchanged and skipped"}
     assert up_to_date(out, submitted) == sorted(RERUN_CLASS)
     assert {s: tree_digest(out / s / ASSIGNMENT) for s in kept} == before  # untouched, byte for byte
     graded = find_results(out, ASSIGNMENT)
@@ -231,3 +234,19 @@ def test_dry_run_prints_both_scripts_without_slurm(course, tmp_path):
     assert "--gres" not in merge and "#SBATCH --partition=gpu" in merge, merge
     assert f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}\n" in merge
     assert not (tmp_path / "out").exists()
+    for what, path in [("SUBMITTED", course.submitted), ("OUT", tmp_path / "out"),
+                       ("--nbgrader-db", tmp_path / "gradebook.db")]:  # the test's folders are all under /tmp
+        assert f"warning: {what} {path} is on node-local storage (/tmp): jobs on other nodes will not see it" \
+            in run.stderr, run.stderr
+
+
+def test_the_test_cluster_stops_on_a_signal_as_on_enter():
+    """tools/local_slurm.py in a script: started in the background with no terminal, stopped by kill."""
+    cluster = subprocess.Popen([sys.executable, str(ROOT / "tools" / "local_slurm.py")], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = cluster.stdout.readline()
+    assert line.startswith("export SLURM_CONF=") and "Enter, Ctrl-C or kill" in line, line + cluster.stderr.read()
+    conf = Path(line.split("=", 1)[1].split()[0])
+    assert conf.is_file() and cluster.poll() is None, "stdin at its end must not stop it"
+    cluster.send_signal(signal.SIGTERM)
+    assert cluster.wait(timeout=120) == 0 and not conf.exists(), cluster.stderr.read()
