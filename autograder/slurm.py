@@ -21,7 +21,8 @@ from pathlib import Path
 
 from autograder import SUITES, arguments
 from autograder.results import GRADED, RESULTS, LayoutError, SubmissionResult, result_folder, upgrade_layout
-from autograder.submissions import Found, NothingToGrade, find_submissions, refuse_other_assignments, shard
+from autograder.submissions import (Found, NothingToGrade, find_submissions, read_roster, refuse_other_assignments,
+                                    shard)
 
 # The runner (and torch with it) is imported only once jobs are to be submitted: --dry-run and bad input answer at once.
 ROOT = SUITES.parent.parent  # the checkout: jobs start there, so `python -m autograder` is its own
@@ -40,7 +41,7 @@ ARRAY_SCRIPT = """\
 # Task i grades shard i+1 of {tasks} with one worker per CPU it was given.
 exec {python} -m autograder grade {assignment} {submitted} \\
     --out {out} --shard "$((SLURM_ARRAY_TASK_ID + 1))/{tasks}" \\
-    --workers "$SLURM_CPUS_ON_NODE" --device {device}
+    --workers "$SLURM_CPUS_ON_NODE" --device {device}{naming}
 """
 MERGE_SCRIPT = """\
 #!/bin/bash
@@ -81,6 +82,10 @@ def parser() -> arguments.Parser:
                    help="time limit of each job (default: the partition's)")
     p.add_argument("--nbgrader-db", type=arguments.file("gradebook.db"), metavar="DB",
                    help="the merge job also writes the scores into this nbgrader gradebook (default: none)")
+    p.add_argument("--lms", type=arguments.lms_pattern, default="auto", metavar="NAME|REGEX",
+                   help="how file names give the student id, as grade's --lms (default: %(default)s)")
+    p.add_argument("--roster", type=arguments.existing_file, metavar="CSV",
+                   help="the class list, as grade's --roster, on shared storage (default: none)")
     p.add_argument("--dry-run", action="store_true", help="print the two batch scripts, submit nothing")
     p.add_argument("--wait", action="store_true",
                    help="wait for the merge job, then print one line per task and exit 1 if any fell short")
@@ -100,10 +105,17 @@ def batch_scripts(args: argparse.Namespace) -> tuple[str, str]:
               "logs": shlex.quote(str(args.out / LOGS)), "python": shlex.quote(str(Path(sys.executable).absolute()))}
     array = ARRAY_SCRIPT.format(**common, last=args.tasks - 1, tasks=args.tasks, cpus=args.cpus_per_task,
                                 resources=resources(args, gpus=True), submitted=shlex.quote(str(args.submitted)),
-                                device="cuda" if args.gpus_per_task else "cpu")
+                                device="cuda" if args.gpus_per_task else "cpu", naming=naming(args))
     gradebook = f" --nbgrader-db {shlex.quote(str(args.nbgrader_db))}" if args.nbgrader_db else ""
     merge = MERGE_SCRIPT.format(**common, resources=resources(args, gpus=False), gradebook=gradebook)
     return array, merge
+
+
+def naming(args: argparse.Namespace) -> str:
+    """grade's --lms and --roster for the tasks, when not their defaults."""
+    options = ([f"--lms {shlex.quote(args.lms)}"] if args.lms != "auto" else []) + (
+        [f"--roster {shlex.quote(str(args.roster))}"] if args.roster else [])
+    return "".join(f" \\\n    {option}" for option in options)
 
 
 def slurm_problem(partition: str | None) -> str | None:
@@ -179,7 +191,8 @@ NODE_LOCAL = [Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/user"
 
 def node_local(args: argparse.Namespace) -> list[str]:
     """Warnings for the paths the jobs need that lie on a node's own storage, which other nodes do not see."""
-    paths = [("SUBMITTED", args.submitted), ("OUT", args.out), ("--nbgrader-db", args.nbgrader_db)]
+    paths = [("SUBMITTED", args.submitted), ("OUT", args.out), ("--nbgrader-db", args.nbgrader_db),
+             ("--roster", args.roster)]
     return [f"warning: {what} {path} is on node-local storage ({root}): jobs on other nodes will not see it; put it "
             "on storage every node mounts" for what, path in paths if path
             for root in [next((r for r in NODE_LOCAL if path.is_relative_to(r)), None)] if root]
@@ -249,11 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     arguments.check_assignment(p, SUITES, args.assignment)
     args.submitted, args.out = args.submitted.absolute(), args.out.absolute()
     args.nbgrader_db = args.nbgrader_db and args.nbgrader_db.absolute()
+    args.roster = args.roster and args.roster.absolute()
     if not args.submitted.is_dir():
         p.error(f"{args.submitted} is not a folder: give the folder of the class's notebooks")
     try:
-        found = find_submissions(args.submitted, args.assignment)
-    except NothingToGrade as error:
+        found = find_submissions(args.submitted, args.assignment, args.lms,
+                                 read_roster(args.roster) if args.roster else None)
+    except ValueError as error:  # NothingToGrade, or a roster that cannot be read
+        if not isinstance(error, NothingToGrade):
+            p.error(str(error))
         print(f"{p.prog}: {error}", file=sys.stderr)
         return 2
     refuse_other_assignments(found, SUITES, args.assignment)  # as each task's grade does: their results say so

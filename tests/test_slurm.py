@@ -223,13 +223,13 @@ def test_bad_input_is_refused_in_one_line_and_submits_nothing(cluster, course, t
 def test_dry_run_prints_both_scripts_without_slurm(course, tmp_path):
     run = autograder("slurm", ASSIGNMENT, str(course.submitted), "--out", str(tmp_path / "out"), "--tasks", "3",
                      "--partition", "gpu", "--gpus-per-task", "2", "--cpus-per-task", "4", "--time", "30",
-                     "--nbgrader-db", str(tmp_path / "gradebook.db"), "--dry-run",
+                     "--nbgrader-db", str(tmp_path / "gradebook.db"), "--lms", "canvas", "--dry-run",
                      env=os.environ | {"PATH": "/nonexistent"})
     assert run.returncode == 0, run.stderr
     array, merge = run.stdout.split("# the merge job: sbatch --parsable --dependency=afterany:<the array's job id>\n")
     for line in ["#SBATCH --array=0-2", "#SBATCH --cpus-per-task=4", "#SBATCH --partition=gpu", "#SBATCH --time=30",
                  "#SBATCH --gres=gpu:2", f"#SBATCH --chdir={ROOT}", f"exec {sys.executable} -m autograder grade",
-                 '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3"', '--workers "$SLURM_CPUS_ON_NODE" --device cuda']:
+                 '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3"', '--workers "$SLURM_CPUS_ON_NODE" --device cuda \\\n    --lms canvas\n']:
         assert line in array, array
     assert "--gres" not in merge and "#SBATCH --partition=gpu" in merge, merge
     assert f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}\n" in merge
