@@ -168,7 +168,7 @@ def find_submissions(submitted: Path, assignment: str, lms: str = "auto",
     if students:
         found = Found("nbgrader's layout")
         for entry in entries:
-            if entry not in students and not (entry.is_dir() and entry.name.startswith(".")):
+            if entry not in students:
                 found.ignored[shown(entry.name)] = (f"not in a <student>/{assignment}/ folder" if entry.is_file()
                                                     else f"holds no {assignment}/ folder (another assignment's)")
         for student in students:

@@ -3,7 +3,9 @@
 Fast tests (no grading, and no torch: the CLI checks arguments and layouts before loading it): help, wrong
 arguments, wrong layouts. Slow ones grade a fake class with the mistakes real classes have (a renamed notebook, two
 notebooks in a folder, unreadable files, a syntax error, a cell that raises, a flat LMS export, a timeout too
-short) and assert the summary, the exit status, grades.csv and the feedback.
+short) and assert the summary, the exit status, grades.csv and the feedback; then LMS downloads as they come (a
+Canvas .zip with a roster, a regraded download, Moodle's folders, Blackboard's attempts), a class of the other
+assignment, a Python without the venv and Ctrl-C.
 """
 from __future__ import annotations
 
