@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.submissions import shown
+
 RESULTS, FEEDBACK, FEEDBACK_HTML = "results.json", "feedback.txt", "feedback.html"
 CSV_FIELDS = ["student", "assignment", "score", "max_score", "status", "tests_passed", "tests_failed",
               "execution_time", "late", "in_last_run"]
@@ -110,7 +112,7 @@ class SubmissionResult:
         ``book_url``) teaches it, then what was not run here. A function not written yet is one line."""
         book_url = published_book() if book_url is None else book_url
         lines = [f"{self.assignment} — {self.student}"]
-        lines += [f"Graded file: {self.notebook}"] if self.notebook else []
+        lines += [f"Graded file: {shown(self.notebook)}"] if self.notebook else []
         lines += [f"Score: {self.score:g} / {self.max_score:g}", ""] + self.causes_text()
         for subject, tests in self.by_subject():
             if subject in self.not_implemented():
