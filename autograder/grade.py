@@ -44,8 +44,9 @@ stopped their grading (a --timeout spent) the same; --force regrades.
 
 exit status:
   {ALL_GRADED}  every submission found has a result: graded now, or unchanged since (whatever the scores)
-  {SOME_NOT_GRADED}  some could not be graded (unreadable, several or no notebooks, a grader failure): they are
-     listed at the end, and their results say why; every other student is graded
+  {SOME_NOT_GRADED}  some could not be graded (unreadable, several or no notebooks, another assignment's, a file
+     no student matches, a grader failure): they are listed at the end, and their results say why; every other
+     student is graded
   {USAGE}  nothing was graded: a wrong argument, or no submission in a layout above
 """
 
