@@ -223,7 +223,7 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
         run.absent = mark_absent(args.out, args.assignment, set(found.students))
     results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results, found.missing, args.assignment))
-    if results:
+    if reported := len({r.student for r in results}) > 1:  # a class (not Gradescope's one notebook): its report
         from autograder.report import report  # matplotlib: only once there are results to draw
 
         write_atomic(args.out / "report.html", report(results, args.out))
@@ -234,7 +234,7 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
     sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
     print(f"{len(found.students) + len(found.unusable)} {args.assignment} submission(s) in {args.submitted} "
           f"({found.layout}){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
-          f"{args.out / 'grades.csv'}" + (f", report in {args.out / 'report.html'}" if results else ""))
+          f"{args.out / 'grades.csv'}" + (f", report in {args.out / 'report.html'}" if reported else ""))
     print(run.summary(args.assignment, device, args.submitted), flush=True)
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
 
