@@ -13,6 +13,7 @@ ASSIGNMENTS := conv_basics cnn_vs_fc receptive_fields
 
 help:
 	@echo "make setup       create .venv from requirements.txt (once; again when the requirements change)"
+	@echo "make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu   the same with CPU-only torch (README: Set-up)"
 	@echo "make book        build the course book into _build/html"
 	@echo "make test        run the whole test suite (builds the book, drives Chromium)"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
@@ -25,8 +26,9 @@ help:
 	@echo "make clean       remove _build/"
 	@echo "The grader's own commands: .venv/bin/python -m autograder --help"
 
-# TORCH_INDEX=https://download.pytorch.org/whl/cpu make setup: torch and torchvision, at requirements.txt's pins,
-# from that index first (PyTorch's CPU-only builds, a tenth of PyPI's CUDA build, for a grader without a GPU).
+# make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu: torch and torchvision, at requirements.txt's pins,
+# from that index first (PyTorch's CPU-only builds: no nvidia-* or triton packages; the README's Set-up gives the
+# measured sizes), for a grader without a GPU or a home folder with a quota. Remove .venv first to switch.
 TORCH_INDEX ?=
 TORCH_PINS = $$(grep -E '^(torch|torchvision)==' requirements.txt)
 

@@ -23,7 +23,16 @@ def main(argv: list[str]) -> int:
         problem = f"unknown command {argv[0]!r}" if argv else "no command given"
         print(f"python -m autograder: error: {problem}\n\n{usage()}", file=sys.stderr)
         return 2
-    return importlib.import_module(f"autograder.{argv[0]}").main(argv[1:])
+    try:
+        return importlib.import_module(f"autograder.{argv[0]}").main(argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C: every result is written whole (atomically), so nothing is half done
+        print(f"\npython -m autograder {argv[0]}: interrupted; the results written so far are kept, and the same "
+              "command grades the rest", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as error:  # not the venv's Python
+        print(f"python -m autograder: error: this Python ({sys.executable}) has no module {error.name!r}: run "
+              "`make setup` once, then use .venv/bin/python -m autograder", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

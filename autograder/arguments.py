@@ -3,7 +3,10 @@ check a value up front (before anything is read, written or imported) and say wh
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import re
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -79,6 +82,37 @@ def file(example: str):
         return path
 
     return check
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path} is not a file")
+    return path
+
+
+def lms_pattern(text: str) -> str:
+    """An LMS's name (autograder.submissions.LMS), auto, none, or a regular expression with nbgrader's named
+    groups ``student_id`` and ``file_id``."""
+    from autograder.submissions import LMS
+
+    if text in (*LMS, "auto", "none"):
+        return text
+    try:
+        groups = re.compile(text).groupindex
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {error}") from None
+    if not {"student_id", "file_id"} <= set(groups):
+        raise argparse.ArgumentTypeError(f"expected {', '.join(LMS)}, auto, none, or a regular expression with the "
+                                         f"groups (?P<student_id>...) and (?P<file_id>...), got {text!r}")
+    return text
+
+
+def check_installed(parser: Parser, module: str = "torch") -> None:
+    """Stop, before anything is written, when this Python lacks the grader's packages (not the venv's Python)."""
+    if importlib.util.find_spec(module) is None:
+        parser.error(f"this Python ({sys.executable}) has no {module}: run `make setup` once, then use "
+                     ".venv/bin/python -m autograder")
 
 
 def check_assignment(parser: Parser, suites: Path, assignment: str) -> None:

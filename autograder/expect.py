@@ -19,20 +19,25 @@ def show(value) -> str:
     return repr(value)
 
 
-def fail(call: str, expected, got, why: str = "") -> None:
-    raise AssertionError(f"{call}{': ' + why if why else ''}\nexpected: {show(expected)}\ngot: {show(got)}")
+def fail(call: str, expected, got, why: str = "", likely: str = "") -> None:
+    """Fail with what was called, what was expected and what came back, and ``likely``: the misconception
+    that gives ``got`` (:mod:`autograder.misconceptions`), when one does."""
+    raise AssertionError(f"{call}{': ' + why if why else ''}\nexpected: {show(expected)}\ngot: {show(got)}"
+                         + (f"\n{likely}" if likely else ""))
 
 
-def expect_tensor(got, expected: torch.Tensor, call: str, *, atol: float = 1e-5, rtol: float = 1e-4) -> None:
-    """``got`` has ``expected``'s shape and dtype and (nearly) its values."""
+def expect_tensor(got, expected: torch.Tensor, call: str, *, atol: float = 1e-5, rtol: float = 1e-4,
+                  diagnose=lambda got: "") -> None:
+    """``got`` has ``expected``'s shape and dtype and (nearly) its values; ``diagnose(got)`` names the
+    misconception a wrong shape or wrong values come from ("" for none known)."""
     if not isinstance(got, torch.Tensor):
         fail(call, expected, got, "did not return a tensor")
     if tuple(got.shape) != tuple(expected.shape):
-        fail(call, expected, got, "wrong shape")
+        fail(call, expected, got, "wrong shape", diagnose(got))
     if got.dtype != expected.dtype:
         fail(call, expected, got, f"wrong dtype (the input's dtype {expected.dtype} must be kept)")
     if not torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True):
-        fail(call, expected, got, "wrong values")
+        fail(call, expected, got, "wrong values", diagnose(got))
 
 
 def number(value) -> float | None:
@@ -58,16 +63,17 @@ def expect_dtype(got, dtype: torch.dtype, call: str) -> None:
         fail(call, f"a {dtype} tensor", got, f"wrong dtype (the input's dtype {dtype} must be kept)")
 
 
-def expect_equal(got, expected, call: str, why: str = "wrong result") -> None:
+def expect_equal(got, expected, call: str, why: str = "wrong result", likely: str = "") -> None:
     if got != expected:
-        fail(call, expected, got, why)
+        fail(call, expected, got, why, likely)
 
 
-def expect_shape(got, expected: tuple[int, ...], call: str) -> None:
-    """``got`` is ``expected`` as a tuple, list or torch.Size of ints."""
+def expect_shape(got, expected: tuple[int, ...], call: str, diagnose=lambda got: "") -> None:
+    """``got`` is ``expected`` as a tuple, list or torch.Size of ints (``diagnose`` as for :func:`expect_tensor`)."""
     if shape(got) is None:
         fail(call, expected, got, "expected a shape: a tuple (or list) of ints")
-    expect_equal(shape(got), expected, call, "wrong shape")
+    if shape(got) != expected:
+        expect_equal(shape(got), expected, call, "wrong shape", diagnose(shape(got)))
 
 
 def expect_close(got, expected: float, call: str, *, tol: float = 1e-4) -> None:

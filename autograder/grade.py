@@ -9,6 +9,7 @@ import argparse
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -16,16 +17,26 @@ from pathlib import Path
 
 from autograder import SUITES, arguments
 from autograder.sandbox import gpu_watch
-from autograder.results import LayoutError, grades_csv, read_all, upgrade_layout, write_atomic
+from autograder.results import (LayoutError, grades_csv, mark_absent, published_book, read_all,
+                                upgrade_layout, write_atomic)
 from autograder.sandbox import Limits
-from autograder.submissions import Found, NothingToGrade, find_submissions, layouts, shard
+from autograder.submissions import (LMS, LMS_EXAMPLES, Found, NothingToGrade, find_submissions, layouts, read_roster,
+                                    refuse_other_assignments, shard, shown)
 
 ALL_GRADED, SOME_NOT_GRADED, USAGE = 0, 1, 2  # exit statuses, as the epilog documents them
 EPILOG = f"""\
-layouts of SUBMITTED (the student id is the folder's or the file's name):
+layouts of SUBMITTED (a folder, an LMS's .zip, or one notebook):
 {layouts(Path("SUBMITTED"), "ASSIGNMENT")}
-  A student folder with several notebooks: the one named ASSIGNMENT.ipynb is graded, else the student is
-  listed as not graded, with the files' names.
+  A student with several notebooks: the one named ASSIGNMENT.ipynb is graded (of the latest attempt, where the
+  LMS writes attempts), else the student is listed as not graded, with the files' names. Every other file is
+  named at the end with why it is not graded. A notebook of another assignment (none of the names ASSIGNMENT
+  asks for is in it) is not graded, and its result names the assignment it looks like.
+
+LMS file names (--lms; nbgrader zip_collect's named_regexp groups, matched against the path in SUBMITTED):
+""" + "\n".join(f"  {name:<10} {pattern}\n  {'':<10} such as {LMS_EXAMPLES[name]}"
+                  for name, pattern in LMS.items()) + f"""
+  The id is student_id (with --roster: the roster's student whose id, or name as the LMS writes it, matches).
+
 
 Each student gets OUT/<student>/ASSIGNMENT/results.json (Gradescope's schema) and feedback.txt; OUT/grades.csv
 has a row per student and assignment in OUT, with a status column. A rerun skips a student only when grading
@@ -34,8 +45,9 @@ stopped their grading (a --timeout spent) the same; --force regrades.
 
 exit status:
   {ALL_GRADED}  every submission found has a result: graded now, or unchanged since (whatever the scores)
-  {SOME_NOT_GRADED}  some could not be graded (unreadable, several or no notebooks, a grader failure): they are
-     listed at the end, and their results say why; every other student is graded
+  {SOME_NOT_GRADED}  some could not be graded (unreadable, several or no notebooks, another assignment's, a file
+     no student matches, a grader failure): they are listed at the end, and their results say why; every other
+     student is graded
   {USAGE}  nothing was graded: a wrong argument, or no submission in a layout above
 """
 
@@ -61,6 +73,13 @@ def parser() -> arguments.Parser:
     p.add_argument("--nbgrader-db", type=arguments.file("gradebook.db"), metavar="DB",
                    help="also write the scores into this nbgrader gradebook (such as gradebook.db), for "
                         "`nbgrader export` (default: none)")
+    p.add_argument("--lms", type=arguments.lms_pattern, default="auto", metavar="NAME|REGEX",
+                   help="how file names give the student id: canvas, moodle, blackboard (patterns below), none (the "
+                        "file's or folder's name), a regular expression with the groups student_id and file_id, or "
+                        "auto: the LMS whose pattern the most files match, else none (default: %(default)s)")
+    p.add_argument("--roster", type=arguments.existing_file, metavar="CSV",
+                   help="the class list (a CSV with an id column, as `nbgrader db student import` reads): "
+                        "submissions are filed under its ids, and its students without one listed (default: none)")
     p.add_argument("--shard", type=arguments.shard, metavar="K/N",
                    help="grade only slice K of N disjoint slices of the class (merge them with "
                         "`python -m autograder merge`; default: everyone)")
@@ -70,20 +89,32 @@ def parser() -> arguments.Parser:
 
 @dataclass
 class Run:
-    """What one run did, for its closing summary."""
+    """What one run did, for its closing summary (every name in it printed with :func:`shown`)."""
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    not_graded: dict[str, str] = field(default_factory=dict)   # student -> why
+    not_graded: dict[str, str] = field(default_factory=dict)   # student, or a file no student has -> why
     limited: dict[str, str] = field(default_factory=dict)      # graded student -> the limits that stopped something
+    ignored: dict[str, str] = field(default_factory=dict)      # a file not graded by rule -> why
+    missing: list[str] = field(default_factory=list)           # the roster's students without a submission
+    late: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)            # results kept of students no longer submitted
 
-    def summary(self, assignment: str, device: str) -> str:
+    def summary(self, assignment: str, device: str, submitted: Path) -> str:
         lines = [f"{assignment} on {device}: graded {len(self.graded)}, unchanged and skipped {len(self.skipped)}, "
                  f"could not grade {len(self.not_graded)}" + (":" if self.not_graded else "")]
-        lines += [f"  {student}: {why}" for student, why in sorted(self.not_graded.items())]
+        lines += [f"  {shown(student)}: {shown(why)}" for student, why in sorted(self.not_graded.items())]
         if self.limited:
             lines.append(f"of those graded, {len(self.limited)} were stopped by a limit, which may have cost points (a "
                          "rerun under another limit regrades them): "
                          + ", ".join(f"{s} ({why})" for s, why in sorted(self.limited.items())))
+        if self.ignored:
+            lines.append(f"not graded, by rule ({len(self.ignored)} files):")
+            lines += [f"  {shown(name)}: {shown(why)}" for name, why in sorted(self.ignored.items())]
+        for what, names in [("on the roster, no submission", self.missing), ("marked late by the LMS", self.late),
+                            (f"no longer in {submitted}: results kept, marked in grades.csv and the report",
+                             self.absent)]:
+            if names:
+                lines.append(f"{what} ({len(names)}): {', '.join(map(shown, sorted(names)))}")
         return "\n".join(lines)
 
 
@@ -141,12 +172,31 @@ def main(argv: list[str] | None = None) -> int:
     arguments.check_assignment(p, args.suites, args.assignment)
     if not args.submitted.exists():
         p.error(f"{args.submitted} does not exist")
-    if args.submitted.is_file() and args.submitted.suffix != ".ipynb":
-        p.error(f"{args.submitted} is neither a folder nor a notebook (.ipynb)")
+    if args.submitted.is_file() and args.submitted.suffix not in (".ipynb", ".zip"):
+        p.error(f"{args.submitted} is neither a folder, an LMS's .zip nor a notebook (.ipynb)")
+    if args.submitted.is_dir() and args.out.resolve().is_relative_to(args.submitted.resolve()):
+        p.error(f"--out {args.out} lies inside SUBMITTED {args.submitted}: results would be read as submissions; "
+                "give a folder outside it")
+    arguments.check_installed(p)
     try:
-        found = find_submissions(args.submitted, args.assignment)
+        roster = read_roster(args.roster) if args.roster else None
+    except ValueError as error:
+        p.error(str(error))
+    try:
+        found = find_submissions(args.submitted, args.assignment, args.lms, roster)
     except NothingToGrade as error:
         print(f"{p.prog}: {error}", file=sys.stderr)
+        return USAGE
+    try:
+        return grade_found(p, args, found)
+    finally:
+        found.close()
+
+
+def grade_found(p: arguments.Parser, args, found: Found) -> int:
+    if like := refuse_other_assignments(found, args.suites, args.assignment):
+        print(f"{p.prog}: none of the {len(found.refused)} notebooks in {args.submitted} is {args.assignment}: they "
+              f"look like {like} (python -m autograder grade {like} ...); nothing graded", file=sys.stderr)
         return USAGE
     students = shard(found.students, *args.shard) if args.shard else found.students
     watcher = start_gpu_watch(args.device) if students else None  # it ends, and cleans up, when this process does
@@ -162,13 +212,22 @@ def main(argv: list[str] | None = None) -> int:
             print(moved, file=sys.stderr)
     except LayoutError as error:
         p.error(str(error))
-    for ignored in found.ignored:
-        print(f"warning: {ignored} is not in a <student>/{args.assignment}/ folder: not graded", file=sys.stderr)
+    if students:
+        print(f"feedback links the book at {published_book() or '(nowhere: no address known)'}"
+              + ("" if os.environ.get("COURSE_BOOK_URL") else " (set COURSE_BOOK_URL to link your own copy)"),
+              file=sys.stderr)
     run = grade_all(p, args, found, students, device, watcher) if students else Run()
-    if not args.shard or args.shard[0] == 1:  # names no result can be filed under: listed once per class
+    if not args.shard or args.shard[0] == 1:  # what is said of the class as a whole: said once
         run.not_graded.update(found.unusable)
+        run.ignored, run.missing, run.late = found.ignored, found.missing, sorted(found.late)
+    if found.layout != "one notebook":
+        run.absent = mark_absent(args.out, args.assignment, set(found.students))
     results = read_all(args.out)  # every assignment graded into this folder
-    write_atomic(args.out / "grades.csv", grades_csv(results))
+    write_atomic(args.out / "grades.csv", grades_csv(results, found.missing, args.assignment))
+    if reported := len({r.student for r in results}) > 1:  # a class (not Gradescope's one notebook): its report
+        from autograder.report import report  # matplotlib: only once there are results to draw
+
+        write_atomic(args.out / "report.html", report(results, args.out))
     if args.nbgrader_db and students:
         from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
 
@@ -176,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
     print(f"{len(found.students) + len(found.unusable)} {args.assignment} submission(s) in {args.submitted} "
           f"({found.layout}){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
-          f"{args.out / 'grades.csv'}")
-    print(run.summary(args.assignment, device), flush=True)
+          f"{args.out / 'grades.csv'}" + (f", report in {args.out / 'report.html'}" if reported else ""))
+    print(run.summary(args.assignment, device, args.submitted), flush=True)
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
 
 
@@ -206,9 +265,9 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     suite = runner.suite_sha256(args.suites, args.assignment)
     jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,
                        args.suites, device, limits, args.force, suite, found.refused.get(s),
-                       str(watcher.state) if device == "cuda" else "") for s in students]
+                       str(watcher.state) if device == "cuda" else "", s in found.late) for s in students]
     run = Run()
-    with context.Pool(workers, maxtasksperchild=1) as pool:
+    with context.Pool(workers, initializer=quiet_on_ctrl_c, maxtasksperchild=1) as pool:
         progress = tqdm(pool.imap_unordered(runner.grade_in_fork, jobs), total=len(jobs), unit="notebook",
                         desc=f"grading {args.assignment} on {device}", file=sys.stderr)
         for student, code, message in progress:
@@ -227,6 +286,11 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     if device == "cuda":
         print(watcher.summary(), file=sys.stderr)
     return run
+
+
+def quiet_on_ctrl_c() -> None:
+    """A worker (and what it forks) ends at Ctrl-C without a traceback: the grader's process says it once."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def limit_text(name: str, limits: Limits) -> str:

@@ -18,6 +18,7 @@ import re
 import pytest
 from _pytest.runner import runtestprotocol  # what pytest's own protocol runs; public API has no re-run
 
+from autograder import misconceptions
 from autograder.results import TestResult
 from autograder.sandbox import Sandbox, trusted
 
@@ -105,7 +106,13 @@ class GradingPlugin:
         else:
             message = getattr(report, "grading_message", "the test failed")
             result = TestResult(name, 0, points, "failed", message, visibility)
-        result.extra_data = {"book": book} if book else {}
+            if misconception := misconceptions.named_in(name.split(":")[0], message):
+                book = section(*misconception.book)  # the section that teaches what went wrong
+                result.extra_data["misconception"] = misconception.name
+            elif "wrong dtype" in message.split("\n")[0]:
+                book = {}  # no section of the book is about dtypes: a link would send the student hunting
+        if book:
+            result.extra_data["book"] = book
         self._results.append((self.order[report.nodeid], result))
 
 
@@ -124,11 +131,12 @@ def book_section(item) -> dict:
     """``@pytest.mark.book("03_stride", "The output-shape formula")`` as the page's path in the built book, the
     section (its anchor made as Sphinx makes it) and the chapter's number; {} without the marker."""
     marker = item.get_closest_marker("book")
-    if not marker:
-        return {}
-    page, section = marker.args
-    anchor = re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
-    return {"path": f"book/{page}.html#{anchor}", "section": section, "chapter": int(page.split("_")[0])}
+    return section(*marker.args) if marker else {}
+
+
+def section(page: str, title: str) -> dict:
+    anchor = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return {"path": f"book/{page}.html#{anchor}", "section": title, "chapter": int(page.split("_")[0])}
 
 
 def grader_bound(error: BaseException) -> bool:

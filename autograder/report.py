@@ -1,7 +1,10 @@
 """``python -m autograder report OUT``: one page for the instructor on everything graded into OUT.
 
-Per assignment: the scores' histogram, each test's pass rate, the most common failure messages and the slowest
-submissions. Each chart is drawn with matplotlib and embedded in the page as a PNG with a text alternative that
+Per assignment: the scores' histogram, each function's and each test's pass rate, what to re-teach (the failures
+grouped by the misconception they show and by the book's section that teaches what failed), the most common failure
+messages and the slowest submissions. Scores count only the results of the notebooks graded in the latest run: the
+others (not graded, and a student no longer in the class folder) are listed apart, never counted as 0; a function a
+student has not written yet (it raises NotImplementedError) counts as not attempted, not as a mistake. Each chart is drawn with matplotlib and embedded in the page as a PNG with a text alternative that
 gives its numbers, and the same numbers are in tables: the page is one file that works offline and with a screen
 reader. A results.json that cannot be read is left out, and the command says which.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from autograder import arguments
-from autograder.results import RESULTS, SubmissionResult, page, write_atomic
+from autograder.results import GRADED, RESULTS, SubmissionResult, page, write_atomic
 
 MESSAGES, SLOWEST = 10, 10  # rows of those tables
 
@@ -56,15 +59,68 @@ def report(results: list[SubmissionResult], out: Path) -> str:
     return page(html.escape(title), "\n".join([f"<h1>{html.escape(title)}</h1>", intro, *sections]))
 
 
-def assignment_section(assignment: str, results: list[SubmissionResult]) -> str:
+def assignment_section(assignment: str, everyone: list[SubmissionResult]) -> str:
     name = html.escape(assignment)
+    results = [r for r in everyone if r.status == GRADED and not r.absent]
+    apart = not_counted(assignment, [r for r in everyone if r not in results])
+    if not results:
+        return "\n".join([f'<section aria-labelledby="{name}">', f'<h2 id="{name}">{name}</h2>',
+                          "<p>No submission was graded.</p>", apart, "</section>"])
     scores = [r.score for r in results]
     top = max(r.max_score for r in results)
-    summary = (f"<p>{len(results)} submissions; score out of {top:g}: mean {statistics.mean(scores):.1f}, median "
-               f"{statistics.median(scores):g}, lowest {min(scores):g}, highest {max(scores):g}.</p>")
-    return "\n".join([f'<section aria-labelledby="{name}">', f'<h2 id="{name}">{name}</h2>', summary,
+    summary = (f"<p>{len(results)} graded submissions; score out of {top:g}: mean {statistics.mean(scores):.1f}, "
+               f"median {statistics.median(scores):g}, lowest {min(scores):g}, highest {max(scores):g}.</p>")
+    return "\n".join([f'<section aria-labelledby="{name}">', f'<h2 id="{name}">{name}</h2>', summary, apart,
                       histogram(assignment, scores, top), pass_rates(assignment, results),
-                      common_failures(assignment, results), slowest(assignment, results), "</section>"])
+                      reteach(assignment, results), common_failures(assignment, results),
+                      slowest(assignment, results), "</section>"])
+
+
+def not_counted(assignment: str, results: list[SubmissionResult]) -> str:
+    """The results left out of the scores: not graded (with why), or of a student no longer in the folder."""
+    if not results:
+        return ""
+    rows = [(r.student, "no longer in the class folder (kept from an earlier run)" if r.absent else r.status,
+             gist(r.causes[0]) if r.causes and r.status != GRADED else "") for r in results]
+    return "<h3>Not counted in the scores</h3>\n" + table(
+        f"{assignment}: {len(rows)} results not counted", ["Student", "Why", "Details"], sorted(rows))
+
+
+def attempted_failures(results: list[SubmissionResult]):
+    """(result, test) for each failed test of a function its student has written (not NotImplementedError)."""
+    for result in results:
+        untouched = result.not_implemented()
+        for test in result.tests:
+            if test.status == "failed" and test.name.split(":")[0].strip() not in untouched:
+                yield result, test
+
+
+def reteach(assignment: str, results: list[SubmissionResult]) -> str:
+    """The failures grouped by the misconception the grader recognised in them, and by the book's section that
+    teaches what failed: the students each concerns, and how many did not attempt each function."""
+    mistakes: dict[str, set] = {}
+    sections: dict[str, set] = {}
+    for result, test in attempted_failures(results):
+        if test.extra_data.get("misconception"):
+            mistakes.setdefault(f"{test.name.split(':')[0]}: {test.extra_data['misconception']}",
+                                set()).add(result.student)
+        book = test.extra_data.get("book")
+        where = f"“{book['section']}” (chapter {book['chapter']})" if isinstance(book, dict) else "(no section)"
+        sections.setdefault(where, set()).add(result.student)
+    untried = Counter(subject for r in results for subject in r.not_implemented())
+    parts = ["<h3>What to re-teach</h3>"]
+    parts.append(table(f"{assignment}: misconceptions recognised in the failures, most frequent first",
+                       ["Function: misconception", "Submissions", "Students"],
+                       [(m, len(s), ", ".join(sorted(s))) for m, s in sorted(mistakes.items(), key=lambda i: -len(i[1]))])
+                 if mistakes else "<p>No failure matched a known misconception.</p>\n")
+    parts.append(table(f"{assignment}: submissions with a failure, by the book section that teaches it",
+                       ["Book section", "Submissions"],
+                       [(where, len(s)) for where, s in sorted(sections.items(), key=lambda i: -len(i[1]))])
+                 if sections else "<p>No attempted function failed a test.</p>\n")
+    if untried:
+        parts.append(table(f"{assignment}: functions not attempted (they still raise NotImplementedError)",
+                           ["Function", "Submissions"], sorted(untried.items())))
+    return "\n".join(parts)
 
 
 def histogram(assignment: str, scores: list[float], top: float) -> str:
@@ -91,17 +147,22 @@ def pass_rates(assignment: str, results: list[SubmissionResult]) -> str:
             tally.setdefault(test.name, Counter())[test.status] += 1
     rates = sorted((c["passed"] / (c["passed"] + c["failed"]), name, c)
                    for name, c in tally.items() if c["passed"] + c["failed"])
-    fig = Figure(figsize=(9, 0.28 * len(rates) + 1.2))
+    functions: dict[str, Counter] = {}
+    for _, name, c in rates:
+        functions.setdefault(name.split(":")[0].strip(), Counter()).update(c)
+    shares = sorted((c["passed"] / (c["passed"] + c["failed"]), name) for name, c in functions.items())
+    fig = Figure(figsize=(8, 0.45 * len(shares) + 1.4))  # one bar per function: labels at a readable size
     ax = fig.subplots()
-    ax.barh(range(len(rates)), [100 * rate for rate, _, _ in rates], color="#1f5fa8")
-    ax.set_yticks(range(len(rates)), [shorten(name, 70) for _, name, _ in rates], fontsize=7)
+    ax.barh(range(len(shares)), [100 * rate for rate, _ in shares], color="#1f5fa8")
+    ax.set_yticks(range(len(shares)), [name for _, name in shares], fontsize=11)
     ax.invert_yaxis()
-    ax.set(xlabel="submissions that passed (%)", xlim=(0, 100), title=f"{assignment}: pass rate per test")
+    ax.set(xlabel="tests passed, over all submissions (%)", xlim=(0, 100))
+    ax.set_title(f"{assignment}: pass rate per function", fontsize=12)
     fig.tight_layout()
     hardest = [f"{name} ({rate:.0%})" for rate, name, _ in rates if rate < 1][:5]
-    alt = (f"Bar chart of the pass rate of each of {assignment}'s {len(rates)} graded tests, lowest first. "
-           + (f"Lowest: {'; '.join(hardest)}. " if hardest else "")
-           + f"{sum(rate == 1 for rate, _, _ in rates)} tests were passed by every submission.")
+    alt = (f"Bar chart of the share of tests passed for each of {assignment}'s {len(shares)} functions, lowest "
+           f"first: {'; '.join(f'{name} {rate:.0%}' for rate, name in shares)}. The table below gives each of its "
+           f"{len(rates)} graded tests" + (f"; the lowest: {'; '.join(hardest)}." if hardest else "."))
     rows = [(name, c["passed"], c["failed"], c["skipped"], f"{rate:.0%}") for rate, name, c in rates]
     rows += [(name, 0, 0, c["skipped"], "not graded here") for name, c in sorted(tally.items())
              if not c["passed"] + c["failed"]]
@@ -112,8 +173,7 @@ def pass_rates(assignment: str, results: list[SubmissionResult]) -> str:
 
 def common_failures(assignment: str, results: list[SubmissionResult]) -> str:
     """The failure messages met most often (in short: :func:`gist`), with the tests that gave them."""
-    failures = [(gist(test.output), test.name, result.student)
-                for result in results for test in result.tests if test.status == "failed"]
+    failures = [(gist(test.output), test.name, result.student) for result, test in attempted_failures(results)]
     if not failures:
         return "<h3>Most common failure messages</h3>\n<p>No test failed.</p>\n"
     counts = Counter(message for message, _, _ in failures)
@@ -164,7 +224,3 @@ def table(caption: str, header: list[str], rows: list[tuple]) -> str:
     body = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
     return (f"<table>\n<caption>{html.escape(caption)}</caption>\n<thead><tr>{head}</tr></thead>\n"
             f"<tbody>\n{body}\n</tbody>\n</table>\n")
-
-
-def shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"

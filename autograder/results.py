@@ -18,9 +18,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.submissions import shown
+
 RESULTS, FEEDBACK, FEEDBACK_HTML = "results.json", "feedback.txt", "feedback.html"
 CSV_FIELDS = ["student", "assignment", "score", "max_score", "status", "tests_passed", "tests_failed",
-              "execution_time"]
+              "execution_time", "late", "in_last_run"]
+LIKELY = "likely mistake: "  # the line of a failure message naming a misconception (autograder/misconceptions.py)
 GRADED = "graded"  # the status of a notebook the suite ran on; any other says why it could not be graded
 
 
@@ -52,6 +55,8 @@ class SubmissionResult:
     limits_hit: list[str] = field(default_factory=list)  # the fields of `limits` that stopped something
     reruns: list[dict] = field(default_factory=list)  # tests run again ({"test", "reason"}): another took the GPU
     grader_usage: dict = field(default_factory=dict)  # what grading it cost the trusted side: cpu_seconds, peak_mb
+    late: bool = False             # the LMS marked the file graded late
+    absent: bool = False           # not in the folder the latest run of its assignment graded: kept, and marked
 
     @property
     def graded(self) -> list[TestResult]:
@@ -78,7 +83,7 @@ class SubmissionResult:
                            "notebook_sha256": self.notebook_sha256, "suite_sha256": self.suite_sha256,
                            "device": self.device, "limits": self.limits, "limits_hit": self.limits_hit,
                            "causes": self.causes, "notes": self.output, "reruns": self.reruns,
-                           "grader_usage": self.grader_usage,
+                           "grader_usage": self.grader_usage, "late": self.late, "absent": self.absent,
                            "skipped": [asdict(t) for t in self.tests if t.status == "skipped"]},
         }
 
@@ -92,33 +97,62 @@ class SubmissionResult:
                    status=extra.get("status", GRADED), notebook=extra.get("notebook", ""),
                    causes=extra.get("causes", []), device=extra.get("device", ""), limits=extra.get("limits", {}),
                    limits_hit=extra.get("limits_hit", []), reruns=extra.get("reruns", []),
-                   grader_usage=extra.get("grader_usage", {}))
+                   grader_usage=extra.get("grader_usage", {}), late=extra.get("late", False),
+                   absent=extra.get("absent", False))
 
     def csv_row(self) -> dict:
         return {"student": self.student, "assignment": self.assignment, "score": self.score,
                 "max_score": self.max_score, "status": self.status,
                 "tests_passed": sum(t.status == "passed" for t in self.tests),
                 "tests_failed": sum(t.status == "failed" for t in self.tests),
-                "execution_time": round(self.execution_time, 2)}
+                "execution_time": round(self.execution_time, 2), "late": "yes" if self.late else "",
+                "in_last_run": "no" if self.absent else "yes"}
 
-    def feedback_text(self) -> str:
+    def feedback_text(self, book_url: str | None = None) -> str:
         """What the student reads: the file and the score, what kept the notebook from running as written,
-        then each test in the notebook's order with what went wrong, then what was not run here."""
+        then each test in the notebook's order with what went wrong and where the book (published at
+        ``book_url``) teaches it, then what was not run here. A function not written yet is one line."""
+        book_url = published_book() if book_url is None else book_url
         lines = [f"{self.assignment} — {self.student}"]
-        lines += [f"Graded file: {self.notebook}"] if self.notebook else []
+        lines += [f"Graded file: {shown(self.notebook)}"] if self.notebook else []
         lines += [f"Score: {self.score:g} / {self.max_score:g}", ""] + self.causes_text()
-        for test in self.graded:
-            mark = {"passed": "PASS", "failed": "FAIL"}[test.status]
-            lines.append(f"[{mark}] {test.name} ({test.score:g}/{test.max_score:g})")
-            if test.output not in self.causes:  # a cause is said once, above; a passed test's: what it measured
-                lines.extend("    " + line for line in test.output.splitlines())
+        for subject, tests in self.by_subject():
+            if subject in self.not_implemented():
+                lines.append(f"[FAIL] {subject}: nothing implemented yet (it raises NotImplementedError): "
+                             f"{len(tests)} tests, 0/{sum(t.max_score for t in tests):g}")
+                continue
+            for test in tests:
+                mark = {"passed": "PASS", "failed": "FAIL"}[test.status]
+                lines.append(f"[{mark}] {test.name} ({test.score:g}/{test.max_score:g})")
+                if test.output not in self.causes:  # a cause is said once, above; a passed test's: what it measured
+                    lines.extend("    " + line for line in test.output.splitlines())
+                if test.status == "failed" and (where := book_section(test, book_url)):
+                    lines.append(f"    The book explains this: {where}")
         return "\n".join(lines + [""] + self.closing_text()).rstrip() + "\n"
+
+    def by_subject(self) -> list[tuple[str, list[TestResult]]]:
+        """The graded tests in their order, grouped by what they test (the name before the colon)."""
+        groups: list[tuple[str, list[TestResult]]] = []
+        for test in self.graded:
+            subject = test.name.split(":")[0].strip()
+            if groups and groups[-1][0] == subject:
+                groups[-1][1].append(test)
+            else:
+                groups.append((subject, [test]))
+        return groups
+
+    def not_implemented(self) -> set[str]:
+        """What the student has not written yet: every test of it failed with the exercise's NotImplementedError."""
+        return {subject for subject, tests in self.by_subject()
+                if all(t.status == "failed" and "NotImplementedError" in t.output for t in tests)}
 
     def causes_text(self) -> list[str]:
         if not self.causes:
             return []
+        follows = any(t.status == "failed" and t.output in self.causes for t in self.graded)
         heading = (f"Not graded ({self.status}):" if self.status != GRADED else
-                   "Your notebook did not run as written (the failed tests below follow from this):")
+                   "Your notebook did not run as written" + (" (the failed tests below follow from this):"
+                                                             if follows else ":"))
         return [heading, *("    " + line for cause in self.causes for line in cause.splitlines()), ""]
 
     def closing_text(self) -> list[str]:
@@ -134,19 +168,26 @@ class SubmissionResult:
         and what came back, and a link to the section of the book (published at ``book_url``) that teaches it.
         It holds the tests' names and messages only, never a hidden test's source."""
         book_url = published_book() if book_url is None else book_url
-        rows, sections = [], []
-        for number, test in enumerate(self.graded, 1):
-            name = html.escape(test.name)
-            if test.status == "failed" and test.output in self.causes:
-                detail = '<a href="#causes">the cause above</a>'
-            elif test.status == "failed":
-                detail = f'<a href="#test-{number}">what went wrong</a>'
-                sections.append(f'<section aria-labelledby="test-{number}">\n<h3 id="test-{number}">{name}</h3>\n'
-                                f'{explained(test.output)}{book_link(test, book_url)}</section>')
-            else:
-                detail = html.escape(test.output)
-            rows.append(f'<tr><th scope="row">{name}</th><td class="{test.status}">{test.status}</td>'
-                        f'<td>{test.score:g} / {test.max_score:g}</td><td>{detail}</td></tr>')
+        rows, sections, untouched, number = [], [], self.not_implemented(), 0
+        for subject, tests in self.by_subject():
+            if subject in untouched:
+                rows.append(f'<tr><th scope="row">{html.escape(subject)}: all {len(tests)} tests</th><td class="failed">'
+                            f'failed</td><td>0 / {sum(t.max_score for t in tests):g}</td><td>nothing implemented yet '
+                            "(it raises NotImplementedError)</td></tr>")
+                number += len(tests)
+                continue
+            for test in tests:
+                number, name = number + 1, html.escape(test.name)
+                if test.status == "failed" and test.output in self.causes:
+                    detail = '<a href="#causes">the cause above</a>'
+                elif test.status == "failed":
+                    detail = f'<a href="#test-{number}">what went wrong</a>'
+                    sections.append(f'<section aria-labelledby="test-{number}">\n<h3 id="test-{number}">{name}</h3>\n'
+                                    f'{explained(test.output)}{book_link(test, book_url)}</section>')
+                else:
+                    detail = html.escape(test.output)
+                rows.append(f'<tr><th scope="row">{name}</th><td class="{test.status}">{test.status}</td>'
+                            f'<td>{test.score:g} / {test.max_score:g}</td><td>{detail}</td></tr>')
         title = html.escape(f"{self.assignment}: feedback for {self.student}")
         body = [f"<h1>{title}</h1>"] + ([f"<p>Graded file: {html.escape(self.notebook)}</p>"] if self.notebook else [])
         body.append(f"<p>Score: <strong>{self.score:g} / {self.max_score:g}</strong> "
@@ -223,13 +264,36 @@ def upgrade_layout(out: Path) -> list[str]:
     return moved
 
 
-def grades_csv(results: list[SubmissionResult]) -> str:
+def grades_csv(results: list[SubmissionResult], missing: list[str] = (), assignment: str = "") -> str:
+    """A row per result, and one per student of the roster who submitted nothing to ``assignment`` (``missing``:
+    status "no submission", 0 points) and has no result kept from an earlier run."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for result in sorted(results, key=lambda r: (r.assignment, r.student)):
-        writer.writerow(result.csv_row())
+    top = max((r.max_score for r in results if r.assignment == assignment and r.status == GRADED), default="")
+    rows = [r.csv_row() for r in results] + [
+        {"student": student, "assignment": assignment, "score": 0, "max_score": top, "status": "no submission",
+         "tests_passed": 0, "tests_failed": 0, "execution_time": 0, "late": "", "in_last_run": "yes"}
+        for student in missing if (student, assignment) not in {(r.student, r.assignment) for r in results}]
+    for row in sorted(rows, key=lambda r: (r["assignment"], r["student"])):
+        writer.writerow(row)
     return buffer.getvalue()
+
+
+def mark_absent(out: Path, assignment: str, students: set[str]) -> list[str]:
+    """Mark ``assignment``'s results in ``out`` of students not among ``students`` (those of the folder graded
+    now) as absent, and unmark those who are back; returns the absent students."""
+    absent = []
+    for path in sorted(out.glob(f"*/{assignment}/{RESULTS}")):
+        result = SubmissionResult.read(path)
+        if result.assignment != assignment:
+            continue
+        if result.absent != (result.student not in students):
+            result.absent = not result.absent
+            result.write(out)
+        if result.absent:
+            absent.append(result.student)
+    return absent
 
 
 @functools.cache  # read once per process, not once per result written
@@ -248,18 +312,37 @@ def published_book(config: Path = Path(__file__).resolve().parent.parent / "_con
 
 
 def explained(message: str) -> str:
-    """A failure message (``call: why``, ``expected: ...``, ``got: ...``: autograder/expect.py) as a list."""
+    """A failure message (``call: why``, ``expected: ...``, ``got: ...``, a ``likely mistake: ...`` line:
+    autograder/expect.py) as a list; only a call is shown as what was called, never a verdict or an exception."""
+    message, _, likely = message.partition("\n" + LIKELY)
     head, _, rest = message.partition("\nexpected: ")
     expected, _, got = rest.partition("\ngot: ")
     if not rest:
         head, _, got = message.partition("\ngot: ")
-    parts = [("What was called", head), ("What was expected", expected), ("What came back", got)]
+    first, _, more = head.partition("\n")
+    called, _, verdict = first.rpartition(": ")
+    if first.endswith(" raised an exception:"):
+        called, verdict = first.removesuffix(" raised an exception:"), "it raised an exception:"
+    elif not called:
+        verdict = first
+    parts = [("What was called", called), ("What went wrong", "\n".join(filter(None, [verdict, more]))),
+             ("What was expected", expected), ("What came back", got), ("What it looks like", likely)]
     return "<dl>\n" + "".join(f"<dt>{label}</dt><dd><pre>{html.escape(text)}</pre></dd>\n"
                                for label, text in parts if text) + "</dl>\n"
 
 
+def book_section(test: TestResult, book_url: str) -> str:
+    """Where the book teaches what ``test`` checks (its suite's ``book`` marker, or the misconception's), as
+    plain text: “section”, chapter N, and its address when the book's is known."""
+    book = test.extra_data.get("book")
+    if not isinstance(book, dict):
+        return ""
+    where = f"“{book.get('section')}”, chapter {book.get('chapter')}"
+    return f"{where}, {book_url}/{book.get('path')}" if book_url else where
+
+
 def book_link(test: TestResult, book_url: str) -> str:
-    """Where the book teaches what ``test`` checks (its suite's ``book`` marker), as a sentence."""
+    """:func:`book_section` as a sentence of HTML, with a link."""
     book = test.extra_data.get("book")
     if not isinstance(book, dict):
         return ""

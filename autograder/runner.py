@@ -53,6 +53,7 @@ class Job:
     suite_sha256: str = ""  # of the hidden suite (:func:`suite_sha256`), recorded with each result
     refusal: Refusal | None = None  # why the layout gives no notebook to grade (a result says so)
     gpu_watch: str = ""     # the GPU memory watcher's folder, on CUDA (:mod:`autograder.sandbox.gpu_watch`)
+    late: bool = False      # the LMS marked the file late (kept in the result)
 
     @property
     def graded_file(self) -> str:
@@ -141,7 +142,7 @@ def grade(job: Job, submission: Submission) -> SubmissionResult:
                             status=submission.status, notebook=job.graded_file, causes=causes, device=job.device,
                             limits=dataclasses.asdict(job.limits),
                             limits_hit=sorted(set().union(*(box.limits_hit for box in boxes))), reruns=plugin.reruns,
-                            grader_usage=trusted.usage())
+                            grader_usage=trusted.usage(), late=job.late)
 
 
 def causes_and_notes(submission: Submission, boxes: list[Sandbox]) -> tuple[list[str], list[str]]:
@@ -246,6 +247,6 @@ def grade_in_fork(job: Job) -> tuple[str, int, str]:
 def failed(job: Job, message: str) -> tuple[str, int, str]:
     """Record a submission the grader could not grade, so it is never silently missing."""
     SubmissionResult(job.student, job.assignment, suite_sha256=job.suite_sha256, status="grader error",
-                     notebook=job.graded_file, device=job.device,
+                     notebook=job.graded_file, device=job.device, late=job.late,
                      causes=[f"the grader failed ({message}); your instructor has been told"]).write(job.out)
     return job.student, FAILED, message

@@ -15,12 +15,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from autograder import SUITES, arguments
 from autograder.results import GRADED, RESULTS, LayoutError, SubmissionResult, result_folder, upgrade_layout
-from autograder.submissions import Found, NothingToGrade, find_submissions, shard
+from autograder.submissions import (Found, NothingToGrade, find_submissions, read_roster, refuse_other_assignments,
+                                    shard)
 
 # The runner (and torch with it) is imported only once jobs are to be submitted: --dry-run and bad input answer at once.
 ROOT = SUITES.parent.parent  # the checkout: jobs start there, so `python -m autograder` is its own
@@ -39,7 +41,7 @@ ARRAY_SCRIPT = """\
 # Task i grades shard i+1 of {tasks} with one worker per CPU it was given.
 exec {python} -m autograder grade {assignment} {submitted} \\
     --out {out} --shard "$((SLURM_ARRAY_TASK_ID + 1))/{tasks}" \\
-    --workers "$SLURM_CPUS_ON_NODE" --device {device}
+    --workers "$SLURM_CPUS_ON_NODE" --device {device}{naming}
 """
 MERGE_SCRIPT = """\
 #!/bin/bash
@@ -80,6 +82,10 @@ def parser() -> arguments.Parser:
                    help="time limit of each job (default: the partition's)")
     p.add_argument("--nbgrader-db", type=arguments.file("gradebook.db"), metavar="DB",
                    help="the merge job also writes the scores into this nbgrader gradebook (default: none)")
+    p.add_argument("--lms", type=arguments.lms_pattern, default="auto", metavar="NAME|REGEX",
+                   help="how file names give the student id, as grade's --lms (default: %(default)s)")
+    p.add_argument("--roster", type=arguments.existing_file, metavar="CSV",
+                   help="the class list, as grade's --roster, on shared storage (default: none)")
     p.add_argument("--dry-run", action="store_true", help="print the two batch scripts, submit nothing")
     p.add_argument("--wait", action="store_true",
                    help="wait for the merge job, then print one line per task and exit 1 if any fell short")
@@ -99,10 +105,17 @@ def batch_scripts(args: argparse.Namespace) -> tuple[str, str]:
               "logs": shlex.quote(str(args.out / LOGS)), "python": shlex.quote(str(Path(sys.executable).absolute()))}
     array = ARRAY_SCRIPT.format(**common, last=args.tasks - 1, tasks=args.tasks, cpus=args.cpus_per_task,
                                 resources=resources(args, gpus=True), submitted=shlex.quote(str(args.submitted)),
-                                device="cuda" if args.gpus_per_task else "cpu")
+                                device="cuda" if args.gpus_per_task else "cpu", naming=naming(args))
     gradebook = f" --nbgrader-db {shlex.quote(str(args.nbgrader_db))}" if args.nbgrader_db else ""
     merge = MERGE_SCRIPT.format(**common, resources=resources(args, gpus=False), gradebook=gradebook)
     return array, merge
+
+
+def naming(args: argparse.Namespace) -> str:
+    """grade's --lms and --roster for the tasks, when not their defaults."""
+    options = ([f"--lms {shlex.quote(args.lms)}"] if args.lms != "auto" else []) + (
+        [f"--roster {shlex.quote(str(args.roster))}"] if args.roster else [])
+    return "".join(f" \\\n    {option}" for option in options)
 
 
 def slurm_problem(partition: str | None) -> str | None:
@@ -173,12 +186,26 @@ def wait(array: str, merge: str) -> dict[str, str]:
         time.sleep(POLL_SECONDS)
 
 
-def progress(args: argparse.Namespace, found: Found, students: list[str], suite: str) -> tuple[int, int]:
-    """(graded, could not be graded) among ``students``, counting only results of the notebook now submitted
-    (or of the same refusal) and of this hidden suite; the others are missing, and a rerun grades them."""
+NODE_LOCAL = [Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/user"), Path(tempfile.gettempdir())]
+
+
+def node_local(args: argparse.Namespace) -> list[str]:
+    """Warnings for the paths the jobs need that lie on a node's own storage, which other nodes do not see."""
+    paths = [("SUBMITTED", args.submitted), ("OUT", args.out), ("--nbgrader-db", args.nbgrader_db),
+             ("--roster", args.roster)]
+    return [f"warning: {what} {path} is on node-local storage ({root}): jobs on other nodes will not see it; put it "
+            "on storage every node mounts" for what, path in paths if path
+            for root in [next((r for r in NODE_LOCAL if path.is_relative_to(r)), None)] if root]
+
+
+def progress(args: argparse.Namespace, found: Found, students: list[str], suite: str,
+             since: float) -> tuple[int, int, int]:
+    """(graded since ``since``, unchanged and skipped, could not be graded) among ``students``, counting only
+    results of the notebook now submitted (or of the same refusal) and of this hidden suite; the others are
+    missing, and a rerun grades them."""
     from autograder.notebook import fingerprint
 
-    graded = not_graded = 0
+    graded = unchanged = not_graded = 0
     for student in students:
         path = result_folder(args.out, student, args.assignment) / RESULTS
         if not path.exists():
@@ -187,12 +214,15 @@ def progress(args: argparse.Namespace, found: Found, students: list[str], suite:
         current = (result.status == refusal.status if refusal else result.notebook_sha256 == fingerprint(
             found.notebooks[student]))  # a grader error records no SHA-256
         if current and result.suite_sha256 == suite:
-            graded += result.status == GRADED
+            now = path.stat().st_mtime >= since
+            graded += result.status == GRADED and now
+            unchanged += result.status == GRADED and not now
             not_graded += result.status != GRADED
-    return graded, not_graded
+    return graded, unchanged, not_graded
 
 
-def summarise(args: argparse.Namespace, found: Found, array: str, merge: str, seen: dict[str, str]) -> int:
+def summarise(args: argparse.Namespace, found: Found, array: str, merge: str, seen: dict[str, str],
+              since: float) -> int:
     """One line per task (counted from the results on disk; Slurm's state as it was last seen) and one for
     the merge job; 1 when a shard has results missing, naming it, or some submissions could not be graded."""
     from autograder.runner import suite_sha256
@@ -201,9 +231,11 @@ def summarise(args: argparse.Namespace, found: Found, array: str, merge: str, se
     short, not_gradable = [], 0
     for k in range(1, args.tasks + 1):
         task, students = f"{array}_{k - 1}", shard(found.students, k, args.tasks)
-        state, (graded, not_graded) = seen.get(task, "UNKNOWN"), progress(args, found, students, suite)
-        missing = len(students) - graded - not_graded
+        state, (graded, unchanged, not_graded) = seen.get(task, "UNKNOWN"), progress(args, found, students, suite,
+                                                                                      since)
+        missing = len(students) - graded - unchanged - not_graded
         print(f"shard {k}/{args.tasks} (job {task}): {state}, {graded} of {len(students)} graded"
+              + (f", {unchanged} unchanged and skipped" if unchanged else "")
               + (f", {not_graded} could not be (their results say why)" if not_graded else "")
               + (f", {missing} missing" if missing else ""))
         not_gradable += not_graded
@@ -230,18 +262,25 @@ def main(argv: list[str] | None = None) -> int:
     arguments.check_assignment(p, SUITES, args.assignment)
     args.submitted, args.out = args.submitted.absolute(), args.out.absolute()
     args.nbgrader_db = args.nbgrader_db and args.nbgrader_db.absolute()
+    args.roster = args.roster and args.roster.absolute()
     if not args.submitted.is_dir():
         p.error(f"{args.submitted} is not a folder: give the folder of the class's notebooks")
     try:
-        found = find_submissions(args.submitted, args.assignment)
-    except NothingToGrade as error:
+        found = find_submissions(args.submitted, args.assignment, args.lms,
+                                 read_roster(args.roster) if args.roster else None)
+    except ValueError as error:  # NothingToGrade, or a roster that cannot be read
+        if not isinstance(error, NothingToGrade):
+            p.error(str(error))
         print(f"{p.prog}: {error}", file=sys.stderr)
         return 2
+    refuse_other_assignments(found, SUITES, args.assignment)  # as each task's grade does: their results say so
     if args.tasks > len(found.students):
         p.error(f"--tasks {args.tasks}: {args.submitted} holds {len(found.students)} submissions of "
                 f"{args.assignment}; ask for at most {len(found.students)} tasks")
     array_script, merge_script = batch_scripts(args)
     if args.dry_run:
+        for warning in node_local(args):
+            print(warning, file=sys.stderr)
         print(f"# the grading array: sbatch --parsable\n{array_script}\n"
               f"# the merge job: sbatch --parsable --dependency=afterany:<the array's job id>\n{merge_script}", end="")
         return 0
@@ -255,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.check_hidden(SUITES)
         for moved in upgrade_layout(args.out):  # once, here, rather than racing in every task
             print(moved, file=sys.stderr)
+        since = time.time()  # a result written from now on was graded by this array, an older one unchanged
         array = submit(array_script)
     except (runner.GraderError, LayoutError) as error:
         p.error(str(error))
@@ -268,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"submitted grading array {array} ({args.tasks} tasks, {array}_0 to {array}_{args.tasks - 1}) and merge "
           f"job {merge}; logs in {args.out / LOGS}", flush=True)
+    for warning in node_local(args):
+        print(warning, file=sys.stderr, flush=True)
     if not args.wait:
         print(f"follow them with `squeue -j {array},{merge}`; grades arrive in {args.out / 'grades.csv'}")
         return 0
@@ -276,4 +318,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nstopped waiting; jobs {array} and {merge} go on (`squeue -j {array},{merge}`)", file=sys.stderr)
         return 130
-    return summarise(args, found, array, merge, seen)
+    return summarise(args, found, array, merge, seen, since)

@@ -86,6 +86,17 @@ def graded(tmp_path_factory) -> dict[str, dict[str, SubmissionResult]]:
 CASES = [(assignment, name) for assignment in TIMEOUTS for name in students(assignment)]
 
 
+def test_every_misconception_is_met_by_a_student_of_the_class():
+    """Each misconception that feedback names (autograder/misconceptions.py) is one a student of the class has,
+    and the header of that student expects it named in the failure messages."""
+    from autograder.misconceptions import TABLE
+
+    expected = {(prefix.split(":")[0], excerpt.removeprefix("likely mistake: "))
+                for student in students("conv_basics").values()
+                for prefix, excerpt in student.failures if excerpt.startswith("likely mistake: ")}
+    assert expected == {(function, m.name) for function, ms in TABLE.items() for m in ms}
+
+
 def test_class_is_large_enough():
     assert len(CASES) >= 25
 

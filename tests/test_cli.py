@@ -3,11 +3,14 @@
 Fast tests (no grading, and no torch: the CLI checks arguments and layouts before loading it): help, wrong
 arguments, wrong layouts. Slow ones grade a fake class with the mistakes real classes have (a renamed notebook, two
 notebooks in a folder, unreadable files, a syntax error, a cell that raises, a flat LMS export, a timeout too
-short) and assert the summary, the exit status, grades.csv and the feedback.
+short) and assert the summary, the exit status, grades.csv and the feedback; then LMS downloads as they come (a
+Canvas .zip with a roster, a regraded download, Moodle's folders, Blackboard's attempts), a class of the other
+assignment, a Python without the venv and Ctrl-C.
 """
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import subprocess
@@ -91,8 +94,15 @@ BAD_ARGUMENTS = {
     "shard 0/4": (["grade", "conv_basics", "{class}", "--shard", "0/4"], "K must be between 1 and N"),
     "out is a file": (["grade", "conv_basics", "{class}", "--out", "{file}"], "is a file; give a folder"),
     "out under a file": (["grade", "conv_basics", "{class}", "--out", "{file}/out"], "which is a file"),
-    "submission is a .json": (["grade", "conv_basics", "{file}"], "is neither a folder nor a notebook (.ipynb)"),
+    "submission is a .json": (["grade", "conv_basics", "{file}"], "is neither a folder, an LMS's .zip nor a notebook"),
     "no such submission": (["grade", "conv_basics", "{tmp}/nowhere"], "does not exist"),
+    "out inside the class folder": (["grade", "conv_basics", "{class}", "--out", "{class}/graded"],
+                                    "lies inside SUBMITTED"),
+    "out is the class folder": (["grade", "conv_basics", "{class}", "--out", "{class}"], "lies inside SUBMITTED"),
+    "roster without ids": (["grade", "conv_basics", "{class}", "--roster", "{file}"], "has no 'id' column"),
+    "no such roster": (["grade", "conv_basics", "{class}", "--roster", "{tmp}/roster.csv"], "is not a file"),
+    "lms pattern without ids": (["grade", "conv_basics", "{class}", "--lms", "(?P<x>.*)"],
+                                "with the groups (?P<student_id>...) and (?P<file_id>...)"),
     "no such assignment": (["grade", "conv_basic", "{class}"], "no hidden suite for 'conv_basic'"),
     "gradebook is a folder": (["grade", "conv_basics", "{class}", "--nbgrader-db", "{tmp}"], "give a file name"),
     "unknown device": (["grade", "conv_basics", "{class}", "--device", "gpu"], "invalid choice: 'gpu'"),
@@ -258,14 +268,15 @@ def test_summary_counts_and_names_who_could_not_be_graded(course):
     assert first.returncode == 1, first.stdout + first.stderr[-3000:]
     assert "11 conv_basics submission(s) in submitted (nbgrader's layout)" in first.stdout
     assert "conv_basics on cpu: graded 6, unchanged and skipped 0, could not grade 5:" in first.stdout
-    assert "warning: submitted/conv_basics.ipynb is not in a <student>/conv_basics/ folder: not graded" in first.stderr
-    listed = not_graded_lines(first.stdout)
+    assert ("not graded, by rule (2 files):\n  conv_basics.ipynb: not in a <student>/conv_basics/ folder\n"
+            "  kim: holds no conv_basics/ folder (another assignment's)") in first.stdout
+    listed = not_graded_lines(first.stdout.split("not graded, by rule")[0])
     assert set(listed) == set(NOT_GRADED), first.stdout
     for student, (status, reason) in NOT_GRADED.items():
         assert listed[student].startswith(f"{status}: ") and reason in listed[student], listed[student]
     # nothing changed: the graded are skipped, those not graded are tried again and listed again
     assert rerun.returncode == 1 and "graded 0, unchanged and skipped 6, could not grade 5:" in rerun.stdout
-    assert not_graded_lines(rerun.stdout) == listed
+    assert not_graded_lines(rerun.stdout.split("not graded, by rule")[0]) == listed
 
 
 @pytest.mark.slow
@@ -386,3 +397,142 @@ def test_a_rerun_skips_only_what_grading_again_could_not_change(tmp_path):
     assert not skipped(hit=["call_seconds"], now=Limits(call_seconds=20))
     SubmissionResult("alice", "conv_basics", notebook_sha256=submission.sha256, suite_sha256="s").write(tmp_path)
     assert not runner.already_graded(job, submission), "an older result, without device and limits"
+
+
+# --- LMS downloads, a roster, and nothing left unsaid (slow: each grades a few notebooks) ------------------------
+
+CNN = ROOT / "solutions" / "cnn_vs_fc" / "cnn_vs_fc.ipynb"
+FORGED = "x\nconv_basics on cpu: graded 42, unchanged and skipped 0, could not grade 0.ipynb"
+CANVAS = {"diazdave_LATE_10237_5551388_conv_basics.ipynb": SOLUTION,   # late: kept in the results
+          "hoppergrace_10240_5551390_conv_basics-1.ipynb": EXERCISE,  # a resubmission's name
+          "lovelaceada_10241_5551391_report.pdf": "%PDF",              # no notebook: refused, named
+          "turingalan_10242_5551392_cnn_vs_fc.ipynb": CNN,             # the other assignment: refused, named
+          "knuthdon_10243_5551393_conv_basics.ipynb": SOLUTION,        # not on the roster: unmatched
+          "README.txt": "downloaded from Canvas",                      # no LMS name: named
+          FORGED: "{}"}                                                # a name that tries to print a line
+ROSTER = "id,first_name,last_name,email\ndd7,Dave,Diaz,\ngh3,Grace,Hopper,\nal1,Ada,Lovelace,\nat2,Alan,Turing,\n" \
+         "zz9,Zed,Zulu,zz9@example.org\n"
+
+
+def zipped(folder: Path, archive: Path) -> Path:
+    shutil.make_archive(str(archive.with_suffix("")), "zip", folder)
+    return archive
+
+
+def rows_of(out: Path) -> dict[str, dict]:
+    return {r["student"]: r for r in csv.DictReader((out / "grades.csv").open(newline=""))}
+
+
+@pytest.fixture(scope="module")
+def canvas(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A Canvas download, zipped, graded with a roster (nbgrader's `db student import` CSV)."""
+    base = tmp_path_factory.mktemp("canvas")
+    folder_of(base / "download", CANVAS)
+    folder_of(base, {"roster.csv": ROSTER})
+    run = autograder("grade", "conv_basics", str(zipped(base / "download", base / "submissions.zip")), "--out",
+                     str(base / "out"), "--roster", str(base / "roster.csv"), "--workers", "2", cwd=base)
+    return base, run
+
+
+@pytest.mark.slow
+def test_a_canvas_zip_with_a_roster_names_every_file(canvas):
+    base, run = canvas
+    assert run.returncode == 1, run.stdout + run.stderr[-3000:]
+    out = run.stdout
+    assert "(Canvas's download, unpacked from submissions.zip)" in out
+    assert "conv_basics on cpu: graded 2, unchanged and skipped 0, could not grade 5:" in out
+    for line in ["  README.txt: its name is not one Canvas's download gives",
+                 "  al1: no notebook: lovelaceada_10241_5551391_report.pdf is not a Jupyter notebook (.ipynb)",
+                 "  at2: another assignment: this notebook is not conv_basics: it has none of Conv2D, conv_output_shape,"
+                 " corr2d, corr2d_multi_in_out, pool2d; it looks like cnn_vs_fc",
+                 "  knuthdon_10243_5551393_conv_basics.ipynb: matches no student of the roster",
+                 "  x\\nconv_basics on cpu: graded 42, unchanged and skipped 0, could not grade 0.ipynb: its name is not",
+                 "on the roster, no submission (1): zz9", "marked late by the LMS (1): dd7"]:
+        assert "\n" + line in out, out
+    assert not re.search(r"^conv_basics on cpu: graded 42", out + run.stderr, re.MULTILINE)
+    rows = rows_of(base / "out")
+    assert set(rows) == {"dd7", "gh3", "al1", "at2", "zz9"}
+    assert [rows[s]["status"] for s in sorted(rows)] == ["no notebook", "another assignment", "graded", "graded",
+                                                         "no submission"]
+    assert (rows["dd7"]["score"], rows["dd7"]["late"], rows["gh3"]["late"]) == ("56", "yes", "")
+    assert rows["zz9"]["max_score"] == "56" and rows["zz9"]["score"] == "0"
+    assert (base / "out" / "grades.csv").read_text().count("\n") == 6, "one line per row: no name breaks a line"
+    assert "Feedback links the book at" not in run.stderr and "feedback links the book at https://" in run.stderr
+    assert SubmissionResult.read(base / "out" / "dd7" / "conv_basics" / "results.json").late
+    report = (base / "out" / "report.html").read_text()
+    assert "<h3>Not counted in the scores</h3>" in report and "<td>at2</td><td>another assignment</td>" in report
+
+
+@pytest.mark.slow
+def test_a_regraded_download_marks_who_left_and_adds_no_row(canvas, tmp_path):
+    base, _ = canvas
+    shutil.copytree(base / "download", tmp_path / "again")
+    (tmp_path / "again" / "hoppergrace_10240_5551390_conv_basics-1.ipynb").unlink()  # withdrawn from the course
+    run = autograder("grade", "conv_basics", str(tmp_path / "again"), "--out", str(base / "out"), "--roster",
+                     str(base / "roster.csv"), "--workers", "2")
+    assert run.returncode == 1 and "graded 0, unchanged and skipped 1, could not grade 5" in run.stdout, run.stdout
+    assert f"no longer in {tmp_path / 'again'}: results kept, marked in grades.csv and the report (1): gh3" in run.stdout
+    rows = rows_of(base / "out")
+    assert set(rows) == {"dd7", "gh3", "al1", "at2", "zz9"} and rows["gh3"]["in_last_run"] == "no"
+    assert rows["dd7"]["in_last_run"] == "yes"
+
+
+@pytest.mark.slow
+def test_moodle_folders_and_blackboard_attempts(tmp_path):
+    folder_of(tmp_path / "moodle", {"Grace Hopper_77_assignsubmission_file_/conv_basics.ipynb": SOLUTION,
+                                    "José Núñez_78_assignsubmission_file_/mine.ipynb": SOLUTION,
+                                    "José Núñez_78_assignsubmission_onlinetext_/onlinetext.html": "<p>done</p>"})
+    folder_of(tmp_path / "bb", {"conv_basics_ghopper_attempt_2024-10-01-09-30-00_conv_basics.ipynb": SOLUTION,
+                                "conv_basics_ghopper_attempt_2024-09-30-18-00-00_conv_basics.ipynb": EXERCISE,
+                                "conv_basics_ghopper_attempt_2024-10-01-09-30-00.txt": "receipt"})
+    moodle = autograder("grade", "conv_basics", str(tmp_path / "moodle"), "--out", str(tmp_path / "out"))
+    assert moodle.returncode == 0 and "(Moodle's download)" in moodle.stdout, moodle.stdout + moodle.stderr[-2000:]
+    assert "graded 2, unchanged and skipped 0, could not grade 0" in moodle.stdout
+    assert ("  José Núñez_78_assignsubmission_onlinetext_/onlinetext.html: not a notebook, beside this student's "
+            "notebook") in moodle.stdout
+    blackboard = autograder("grade", "conv_basics", str(zipped(tmp_path / "bb", tmp_path / "bb.zip")), "--out",
+                            str(tmp_path / "out"))
+    assert blackboard.returncode == 0 and "graded 1," in blackboard.stdout, blackboard.stdout
+    assert "an earlier attempt (2024-09-30-18-00-00); the latest, 2024-10-01-09-30-00, is graded" in blackboard.stdout
+    assert "conv_basics_ghopper_attempt_2024-10-01-09-30-00.txt: the LMS's receipt of an attempt" in blackboard.stdout
+    rows = rows_of(tmp_path / "out")
+    assert {s: r["score"] for s, r in rows.items()} == {"Grace_Hopper": "56", "Jose_Nunez": "56", "ghopper": "56"}
+    assert rows["Grace_Hopper"]["in_last_run"] == "no", "the Blackboard run did not hold the Moodle students"
+
+
+def test_a_class_of_the_other_assignment_is_refused_naming_it(tmp_path):
+    folder_of(tmp_path / "export", {"alice.ipynb": SOLUTION, "bob.ipynb": EXERCISE})
+    run = light("grade", "cnn_vs_fc", str(tmp_path / "export"), "--out", str(tmp_path / "out"))
+    assert run.returncode == 2 and run.stdout == "", run.stdout
+    assert ("none of the 2 notebooks in" in run.stderr and "is cnn_vs_fc: they look like conv_basics "
+            "(python -m autograder grade conv_basics ...); nothing graded") in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_the_venv_one_line_and_nothing_written(tmp_path):
+    folder_of(tmp_path / "export", {"alice.ipynb": SOLUTION})
+    run = subprocess.run([sys.executable, "-S", "-m", "autograder", "grade", "conv_basics", "export", "--out", "out"],
+                         cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "run `make setup` once" in run.stderr, run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_in_one_line_and_130(tmp_path):
+    import signal
+    import time
+
+    slow = solution_with(extra="import time\ntime.sleep(30)")
+    (tmp_path / "export").mkdir()
+    for student in ("ann", "ben", "cat"):
+        nbformat.write(slow, tmp_path / "export" / f"{student}.ipynb")
+    grading = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "conv_basics", "export", "--out", "out",
+                                "--workers", "2"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    time.sleep(12)  # the workers have forked their sandboxes, which sleep in the notebook's last cell
+    os.killpg(grading.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to the whole process group
+    stdout, stderr = grading.communicate(timeout=60)
+    assert grading.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == ("python -m autograder grade: interrupted; the results written so far "
+                                               "are kept, and the same command grades the rest"), stderr[-2000:]

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "autograder" / "suites"
-REALISTIC = ["d2l_loops", "int_only_pool"]
+REALISTIC = ["d2l_loops", "int_only_pool", "convolution_flipped"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def graded(tmp_path_factory) -> Path:
                      "--device", "cpu")
     assert run.returncode == 0, run.stderr[-3000:]
     report = autograder("report", str(base / "out"))
-    assert report.returncode == 0 and "report on 4 results (conv_basics)" in report.stdout, report.stderr[-3000:]
+    assert report.returncode == 0 and "report on 5 results (conv_basics)" in report.stdout, report.stderr[-3000:]
     return base / "out"
 
 
@@ -67,16 +67,40 @@ def test_feedback_html_says_what_went_wrong_and_where_the_book_explains_it(grade
     section = page[page.index('<h3 id="test-'):]
     padding = section[section.index("corr2d: padding 1 on a 4×5 input"):]
     padding = padding[:padding.index("</section>")]
-    for words in ("What was called", "corr2d", "unexpected keyword argument 'padding'"):
-        assert words in padding, padding
+    assert "<dt>What was called</dt><dd><pre>`corr2d`</pre>" in padding, padding  # the call, not the exception
+    assert "<dt>What went wrong</dt><dd><pre>it raised an exception:" in padding
+    assert "unexpected keyword argument 'padding'" in padding
     assert f'href="{published_book()}/book/02_padding.html#adding-a-border-of-zeros"' in padding, padding
     dtype = section[section.index("corr2d: a float64 input stays float64"):]
     dtype = dtype[:dtype.index("</section>")]
     for words in ("What was expected", "a torch.float64 tensor", "What came back", "dtype torch.float32"):
         assert words in dtype, dtype
+    assert "The book explains this" not in dtype, "no section of the book is about dtypes"
+    for called in re.findall(r"<dt>What was called</dt><dd><pre>(.*?)</pre>", page, re.DOTALL):
+        assert "\n" not in called and not re.search(r"raised|expected|wrong|Error", called), called
     failed = [t.name for t in result.tests if t.status == "failed"]
     assert len(failed) == page.count('<section aria-labelledby="test-') and failed
     assert published_book() == "https://convnets-course.github.io/convnets-course"  # _config.yml's repository
+
+
+def test_feedback_names_the_misconception_and_links_its_section(graded):
+    text = (graded / "convolution_flipped" / "conv_basics" / "feedback.txt").read_text()
+    example = text[text.index("[FAIL] corr2d: the 3×3 example"):].split("\n[")[0]
+    assert "likely mistake: kernel flipped: the values are those of a convolution" in example, example
+    assert example.rstrip().endswith(f"The book explains this: “Convolution or cross-correlation?”, chapter 1, "
+                                     f"{published_book()}/book/01_cross_correlation.html"
+                                     "#convolution-or-cross-correlation"), example
+    page = page_text(graded / "convolution_flipped" / "conv_basics" / "feedback.html")
+    assert "<dt>What it looks like</dt><dd><pre>kernel flipped:" in page
+
+
+def test_an_untouched_notebook_reads_one_line_per_function(graded):
+    text = (graded / "untouched" / "conv_basics" / "feedback.txt").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in lines] == ["[FAIL] corr2d", "[FAIL] conv_output_shape",
+                                                      "[FAIL] corr2d_multi_in_out", "[FAIL] pool2d", "[FAIL] Conv2D"]
+    assert all("nothing implemented yet (it raises NotImplementedError)" in line for line in lines), lines
+    assert len(text.splitlines()) < 15 and "Traceback" not in text and "follow from this" not in text
 
 
 def source_lines() -> set[str]:
@@ -90,7 +114,7 @@ def source_lines() -> set[str]:
 
 def test_feedback_html_holds_no_hidden_source(graded):
     pages = {path: page_text(path) for path in graded.glob("*/conv_basics/feedback.html")}
-    assert len(pages) == 4
+    assert len(pages) == 5
     lines = source_lines()
     assert len(lines) > 200
     for path, text in pages.items():
@@ -130,10 +154,26 @@ def test_every_test_names_a_section_of_the_built_book(built_site, tmp_path, assi
         assert f'id="{anchor}"' in built.read_text(), f"{test}: {page} has no section #{anchor} ({book['section']})"
 
 
+def test_every_misconception_names_a_section_of_the_built_book(built_site):
+    from autograder.misconceptions import TABLE
+    from autograder.plugin import section
+
+    for function, misconceptions in TABLE.items():
+        for misconception in misconceptions:
+            page, anchor = section(*misconception.book)["path"].split("#")
+            assert f'id="{anchor}"' in (built_site / page).read_text(), (function, misconception.name, page, anchor)
+
+
 def test_report_shows_the_class_in_charts_and_tables(graded):
     page = page_text(graded / "report.html")
-    for heading in ("Scores", "Pass rate per test", "Most common failure messages", "Slowest submissions"):
+    for heading in ("Scores", "Pass rate per test", "What to re-teach", "Most common failure messages",
+                    "Slowest submissions"):
         assert f"<h3>{heading}</h3>" in page
+    reteach = page[page.index("<h3>What to re-teach</h3>"):page.index("<h3>Most common failure messages</h3>")]
+    assert "<td>corr2d: kernel flipped</td><td>1</td><td>convolution_flipped</td>" in reteach, reteach
+    assert "<td>“Convolution or cross-correlation?” (chapter 1)</td><td>1</td>" in reteach
+    assert "<td>corr2d</td><td>1</td>" in reteach.split("not attempted")[1], "the untouched notebook's functions"
+    assert "NotImplementedError" not in page[page.index("<h3>Most common failure messages</h3>"):]
     assert page.count('<img src="data:image/png;base64,') == 3
     alts = re.findall(r'<img [^>]*alt="([^"]*)"', graded.joinpath("report.html").read_text())
     assert len(alts) == 3 and all(len(alt) > 40 for alt in alts), alts
@@ -152,7 +192,7 @@ def test_report_leaves_out_what_it_cannot_read(graded, tmp_path):
     broken.write_text("{not json")
     run = autograder("report", str(out), "--html", str(tmp_path / "report.html"))
     assert run.returncode == 0 and f"cannot be read: {broken}" in run.stderr, run.stderr
-    assert "report on 3 results" in run.stdout and (tmp_path / "report.html").is_file()
+    assert "report on 4 results" in run.stdout and (tmp_path / "report.html").is_file()
     empty = autograder("report", str(tmp_path / "report-of-nothing"))
     assert empty.returncode == 2 and "is not a folder" in empty.stderr
     (tmp_path / "nothing").mkdir()

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -194,7 +195,9 @@ def test_cancelled_task_is_named_and_a_rerun_grades_only_what_is_missing(cluster
 
     rerun = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
-    assert summary(rerun.stdout) == dict.fromkeys((1, 2), "COMPLETED, 4 of 4 graded")
+    unchanged = len(set(second) & set(kept))  # what shard 2 finished before the cancel is skipped, and said so
+    assert summary(rerun.stdout) == {1: "COMPLETED, 0 of 4 graded, 4 unchanged and skipped",
+                                     2: f"COMPLETED, {4 - unchanged} of 4 graded, {unchanged} unchanged and skipped"}
     assert up_to_date(out, submitted) == sorted(RERUN_CLASS)
     assert {s: tree_digest(out / s / ASSIGNMENT) for s in kept} == before  # untouched, byte for byte
     graded = find_results(out, ASSIGNMENT)
@@ -221,17 +224,33 @@ def test_bad_input_is_refused_in_one_line_and_submits_nothing(cluster, course, t
 def test_dry_run_prints_both_scripts_without_slurm(course, tmp_path):
     run = autograder("slurm", ASSIGNMENT, str(course.submitted), "--out", str(tmp_path / "out"), "--tasks", "3",
                      "--partition", "gpu", "--gpus-per-task", "2", "--cpus-per-task", "4", "--time", "30",
-                     "--nbgrader-db", str(tmp_path / "gradebook.db"), "--dry-run",
+                     "--nbgrader-db", str(tmp_path / "gradebook.db"), "--lms", "canvas", "--dry-run",
                      env=os.environ | {"PATH": "/nonexistent"})
     assert run.returncode == 0, run.stderr
     array, merge = run.stdout.split("# the merge job: sbatch --parsable --dependency=afterany:<the array's job id>\n")
     for line in ["#SBATCH --array=0-2", "#SBATCH --cpus-per-task=4", "#SBATCH --partition=gpu", "#SBATCH --time=30",
                  "#SBATCH --gres=gpu:2", f"#SBATCH --chdir={ROOT}", f"exec {sys.executable} -m autograder grade",
-                 '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3"', '--workers "$SLURM_CPUS_ON_NODE" --device cuda']:
+                 '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3"', '--workers "$SLURM_CPUS_ON_NODE" --device cuda \\\n    --lms canvas\n']:
         assert line in array, array
     assert "--gres" not in merge and "#SBATCH --partition=gpu" in merge, merge
     assert f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}\n" in merge
     assert not (tmp_path / "out").exists()
+    for what, path in [("SUBMITTED", course.submitted), ("OUT", tmp_path / "out"),
+                       ("--nbgrader-db", tmp_path / "gradebook.db")]:  # the test's folders are all under /tmp
+        assert f"warning: {what} {path} is on node-local storage (/tmp): jobs on other nodes will not see it" \
+            in run.stderr, run.stderr
+
+
+def test_the_test_cluster_stops_on_a_signal_as_on_enter():
+    """tools/local_slurm.py in a script: started in the background with no terminal, stopped by kill."""
+    cluster = subprocess.Popen([sys.executable, str(ROOT / "tools" / "local_slurm.py")], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = cluster.stdout.readline()
+    assert line.startswith("export SLURM_CONF=") and "Enter, Ctrl-C or kill" in line, line + cluster.stderr.read()
+    conf = Path(line.split("=", 1)[1].split()[0])
+    assert conf.is_file() and cluster.poll() is None, "stdin at its end must not stop it"
+    cluster.send_signal(signal.SIGTERM)
+    assert cluster.wait(timeout=120) == 0 and not conf.exists(), cluster.stderr.read()
 
 
 def test_another_assignment_graded_on_slurm_as_a_careful_grader_scores_it(cluster, tmp_path):

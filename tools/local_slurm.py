@@ -6,16 +6,20 @@ and logs in the folder; jobs run as their user, so it needs root, and Debian's s
 (`make slurm`). Processes are tracked by parentage (proctrack/linuxproc) and not bound to CPUs
 (task/none), which any machine or container offers; a production cluster uses cgroups for both.
 
-    python tools/local_slurm.py     # starts one, prints the SLURM_CONF to export, stops it on Enter
+    python tools/local_slurm.py     # starts one, prints the SLURM_CONF to export, stops it on Enter or a signal
+                                    # (Ctrl-C, kill): a script can run it in the background and kill it
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,7 +146,19 @@ def wait_for(ready, daemons: list[subprocess.Popen], cluster: Cluster, seconds: 
         time.sleep(0.2)
 
 
+def until_enter_or_signal() -> None:
+    """Return on a line read from stdin (Enter), or on SIGINT, SIGTERM or SIGHUP; stdin at its end (a script's
+    `< /dev/null`, a background job) waits for the signal."""
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda *_: stop.set())
+    threading.Thread(target=lambda: sys.stdin.readline() and stop.set(), daemon=True).start()
+    while not stop.wait(0.5):
+        pass
+
+
 if __name__ == "__main__":
     with running() as local:
-        print(f"export SLURM_CONF={local.conf}    # partition {PARTITION}, {local.cpus} CPUs; Enter stops the cluster")
-        input()
+        print(f"export SLURM_CONF={local.conf}    # partition {PARTITION}, {local.cpus} CPUs; Enter, Ctrl-C or kill "
+              f"(pid {os.getpid()}) stops the cluster", flush=True)
+        until_enter_or_signal()

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.expect import expect_dtype, expect_tensor
+from autograder.misconceptions import diagnose
 from reference import with_reference_corr2d
 
 pytestmark = pytest.mark.book("04_channels", "Many output channels")
@@ -29,7 +30,8 @@ def test_channels(submission, case):
     X, K = torch.randn(x_shape), torch.randn(k_shape)
     call = f"corr2d_multi_in_out(X, K) with X of shape {x_shape}, K of shape {k_shape}"
     expect_tensor(submission.run(CALL, X=X, K=K, what=call), F.conv2d(X[None], K)[0],
-                  call + " (run with a correct corr2d)")
+                  call + " (run with a correct corr2d)",
+                  diagnose=lambda got: diagnose("corr2d_multi_in_out", got, X, K))
 
 
 def test_dtype(submission):

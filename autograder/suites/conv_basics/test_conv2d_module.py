@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.expect import expect_shape, expect_tensor
+from autograder.misconceptions import diagnose
 from reference import corr2d, with_reference_corr2d
 
 pytestmark = pytest.mark.book("01_cross_correlation", "A convolutional layer: kernel and bias")
@@ -72,6 +73,9 @@ def test_learns_edge_kernel(submission):
         "does corr2d leave autograd (numpy, .item(), .detach(), torch.tensor(...) of a result)? Keep to tensor "
         "operations on X and K")
     assert isinstance(weight, torch.Tensor) and weight.shape == (1, 2), f"weight came back as {weight!r}"
-    assert torch.allclose(weight, torch.tensor([[1.0, -1.0]]), atol=0.1) and abs(float(bias)) < 0.1, (
+    edge = torch.tensor([[1.0, -1.0]])
+    likely = diagnose("Conv2D", weight, edge)  # a corr2d that flips learns the flipped edge
+    assert torch.allclose(weight, edge, atol=0.1) and abs(float(bias)) < 0.1, (
         "after 50 steps of gradient descent (lr 0.02, squared error) on a 4×6 edge image, Conv2D((1, 2)) "
-        f"should have learned weight [[1, -1]] and bias 0\ngot: weight {weight.tolist()}, bias {bias.tolist()}")
+        f"should have learned weight [[1, -1]] and bias 0\ngot: weight {weight.tolist()}, bias {bias.tolist()}"
+        + (f"\n{likely}" if likely else ""))

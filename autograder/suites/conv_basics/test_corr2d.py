@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from autograder.expect import expect_dtype, expect_tensor, show
+from autograder.misconceptions import diagnose
 from reference import corr2d as reference
 
 pytestmark = pytest.mark.book("01_cross_correlation", "The operation")
@@ -15,7 +16,8 @@ torch.manual_seed(0)
 def check(submission, X, K, **options):
     args = ", ".join(f"{k}={v}" for k, v in options.items())
     call = f"corr2d(X, K{', ' + args if args else ''}) with X of shape {tuple(X.shape)}, K of shape {tuple(K.shape)}"
-    expect_tensor(submission.call("corr2d", X, K, **options), reference(X, K, **options), call)
+    expect_tensor(submission.call("corr2d", X, K, **options), reference(X, K, **options), call,
+                  diagnose=lambda got: diagnose("corr2d", got, X, K, **options))
 
 
 @pytest.mark.points(2)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.expect import expect_raises, expect_shape, fail, raised, shape
+from autograder.misconceptions import diagnose
 
 pytestmark = pytest.mark.book("03_stride", "The output-shape formula")
 
@@ -33,7 +34,8 @@ def test_shape(submission, case):
     size, kernel, padding, stride = CASES[case]
     got = submission.call("conv_output_shape", size, kernel, padding=padding, stride=stride)
     expect_shape(got, reference(size, kernel, padding, stride),
-                 f"conv_output_shape({size}, {kernel}, padding={padding}, stride={stride})")
+                 f"conv_output_shape({size}, {kernel}, padding={padding}, stride={stride})",
+                 lambda got: diagnose("conv_output_shape", got, size, kernel, padding=padding, stride=stride))
 
 
 def test_int_arguments(submission):
