@@ -1,10 +1,8 @@
 """Hidden tests of corr2d(X, K, padding=0, stride=1), checked against torch's own conv2d."""
-import ast
-import inspect
-
 import pytest
 import torch
 
+from autograder.banned import recording, routines_used
 from autograder.expect import expect_dtype, expect_tensor, show
 from autograder.misconceptions import diagnose
 from reference import corr2d as reference
@@ -80,102 +78,15 @@ CONVOLUTIONS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpos
                 "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
 
 
-def banned(path: str) -> bool:
-    return path.startswith("torch.") and path.rsplit(".", 1)[-1] in CONVOLUTIONS
-
-
-def dotted(node: ast.AST) -> str:
-    """``F.conv2d`` -> 'F.conv2d'; '' for anything that is not a plain name or attribute chain."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = dotted(node.value)
-        return f"{base}.{node.attr}" if base else ""
-    return ""
-
-
-def aliases(trees: list[ast.Module]) -> dict[str, str]:
-    """What the notebook's names refer to: imports (``F`` -> torch.nn.functional) and names bound to them."""
-    names = {}
-    for node in (node for tree in trees for node in ast.walk(tree)):
-        if isinstance(node, ast.Import):
-            names.update({a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0]
-                          for a in node.names})
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
-    for node in (node for tree in trees for node in ast.walk(tree)):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            target = resolve(dotted(node.value), names)
-            if target.startswith("torch."):
-                names[node.targets[0].id] = target
-    return names
-
-
-def resolve(path: str, names: dict[str, str]) -> str:
-    root, _, rest = path.partition(".")
-    return ".".join(filter(None, [names.get(root, root), rest])) if path else ""
-
-
-def torch_convolutions_used(cells, function: str) -> set[str]:
-    """torch's convolution routines that ``function``, or a notebook function it calls, refers to."""
-    trees = []
-    for _, source in cells:
-        try:
-            trees.append(ast.parse(source))
-        except SyntaxError:
-            continue
-    functions = {node.name: node for tree in trees for node in tree.body if isinstance(node, ast.FunctionDef)}
-    names = aliases(trees)
-    seen, todo, used = set(), [function], set()
-    while todo:
-        node = functions.get(todo.pop())
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        for sub in ast.walk(node):
-            path = resolve(dotted(sub), names)
-            if banned(path):
-                used.add(path)
-            elif isinstance(sub, ast.Name):
-                todo.append(sub.id)
-    return used
-
-
-# At run time too: torch's routines record their calls while corr2d runs (a name built at run time is caught).
-RECORD = f"CONVOLUTIONS = {CONVOLUTIONS!r}\n{inspect.getsource(banned)}" + """
-import torch, torch.nn as nn, torch.nn.functional as F
-called, originals = [], []
-def recorder(path, original):
-    def recorded(*args, **kwargs):
-        called.append(path)
-        return original(*args, **kwargs)
-    return recorded
-for module, prefix in [(F, "torch.nn.functional"), (torch, "torch")]:
-    for name in dir(module):
-        if banned(f"{prefix}.{name}") and callable(getattr(module, name)):
-            originals.append((module, name, getattr(module, name)))
-            setattr(module, name, recorder(f"{prefix}.{name}", getattr(module, name)))
-for layer in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
-    originals.append((layer, "forward", layer.forward))
-    layer.forward = recorder(f"torch.nn.{layer.__name__}", layer.forward)
-try:
-    Y = corr2d(X, K)
-finally:
-    for module, name, original in originals:
-        setattr(module, name, original)
-result = (Y, sorted(set(called)))
-"""
-
-
 @pytest.mark.points(2)
 def test_no_torch_convolution(submission):
     """corr2d: computes the cross-correlation itself, without torch's convolution routines"""
-    used = torch_convolutions_used(submission.cells, "corr2d")
+    used = routines_used(submission.cells, "corr2d", CONVOLUTIONS)
     assert not used, (f"corr2d uses {', '.join(sorted(used))}, which slide the window for you: write the sliding "
                       "window yourself (slicing, *, .sum())")
     X, K = torch.randn(6, 6), torch.randn(3, 3)
     call = "corr2d(X, K) with a 6×6 X and a 3×3 K"
-    got, called = submission.run(RECORD, X=X, K=K, what=call)
+    got, called = submission.run(recording("corr2d(X, K)", CONVOLUTIONS), X=X, K=K, what=call)
     assert not called, (f"{call} called {', '.join(called)}, which slide the window for you: write the sliding "
                         "window yourself (slicing, *, .sum())")
     assert isinstance(got, torch.Tensor) and tuple(got.shape) == (4, 4), (
