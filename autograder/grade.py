@@ -163,21 +163,53 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(error))
     for ignored in found.ignored:
         print(f"warning: {ignored} is not in a <student>/{args.assignment}/ folder: not graded", file=sys.stderr)
-    run = grade_all(p, args, found, students, device, watcher) if students else Run()
-    if not args.shard or args.shard[0] == 1:  # names no result can be filed under: listed once per class
-        run.not_graded.update(found.unusable)
-    results = read_all(args.out)  # every assignment graded into this folder
-    write_atomic(args.out / "grades.csv", grades_csv(results))
     if args.nbgrader_db and students:
         from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
 
-        gradebook.record(args.nbgrader_db, [r for r in results if r.assignment == args.assignment])
+        try:  # a gradebook that cannot take this assignment is said before anything is graded
+            gradebook.read_layout(args.nbgrader_db, args.assignment, [], gradebook.course_id())
+        except gradebook.GradebookError as error:
+            p.error(str(error))
+    run = grade_all(p, args, found, students, device, watcher) if students else Run()
+    if not args.shard or args.shard[0] == 1:  # names no result can be filed under: listed once per class
+        run.not_graded.update(found.unusable)
+    copy_timestamps(found, students, args.out, args.assignment)
+    results = read_all(args.out)  # every assignment graded into this folder
+    write_atomic(args.out / "grades.csv", grades_csv(results))
+    if args.nbgrader_db and students:
+        write_gradebook(p, args, found, students, [r for r in results if r.assignment == args.assignment])
     sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
     print(f"{len(found.students) + len(found.unusable)} {args.assignment} submission(s) in {args.submitted} "
           f"({found.layout}){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
           f"{args.out / 'grades.csv'}")
     print(run.summary(args.assignment, device), flush=True)
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
+
+
+def copy_timestamps(found: Found, students: list[str], out: Path, assignment: str) -> None:
+    """Each submission's ``timestamp.txt`` (nbgrader's layout) beside its results, as ``nbgrader autograde``
+    copies it: the gradebook's submission time, and nbgrader's sign that the results are of that submission."""
+    for student in students:
+        stamp = found.notebooks[student].parent / "timestamp.txt" if student in found.notebooks else None
+        folder = out / student / assignment
+        if stamp and stamp.is_file() and folder.is_dir():
+            write_atomic(folder / stamp.name, stamp.read_text())
+
+
+def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str], results: list) -> None:
+    """The autograded notebooks of this run's students, then every result of the assignment into the gradebook;
+    a gradebook that cannot take them is said in one line (exit status 2) and left as it was."""
+    from autograder import autograded_notebook, gradebook
+
+    for result in results:
+        if result.student in students and result.student in found.notebooks:
+            autograded_notebook.write(result, found.notebooks[result.student], args.out)
+    try:
+        lines = gradebook.record(args.nbgrader_db, results, args.out)
+    except gradebook.GradebookError as error:
+        p.error(f"{error} (the results in {args.out} are written; the gradebook is not)")
+    for line in lines:
+        print(f"gradebook: {line}", file=sys.stderr)
 
 
 def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,
