@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     run = grade_all(p, args, found, students, device, watcher) if students else Run()
     if not args.shard or args.shard[0] == 1:  # names no result can be filed under: listed once per class
         run.not_graded.update(found.unusable)
-    copy_timestamps(found, students, args.out, args.assignment)
+    copy_submission_files(found, students, args.out, args.assignment)
     results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results))
     if args.nbgrader_db and students:
@@ -186,14 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
 
 
-def copy_timestamps(found: Found, students: list[str], out: Path, assignment: str) -> None:
-    """Each submission's ``timestamp.txt`` (nbgrader's layout) beside its results, as ``nbgrader autograde``
-    copies it: the gradebook's submission time, and nbgrader's sign that the results are of that submission."""
+def copy_submission_files(found: Found, students: list[str], out: Path, assignment: str) -> None:
+    """nbgrader's files of each submission (``timestamp.txt``, ``submission_secret.txt``) beside its results, as
+    ``nbgrader autograde`` copies them: the gradebook's submission time, and what ``release_feedback`` needs."""
+    from autograder.gradebook import SUBMISSION_FILES
+
     for student in students:
-        stamp = found.notebooks[student].parent / "timestamp.txt" if student in found.notebooks else None
         folder = out / student / assignment
-        if stamp and stamp.is_file() and folder.is_dir():
-            write_atomic(folder / stamp.name, stamp.read_text())
+        if student not in found.notebooks or not folder.is_dir():
+            continue
+        for name in SUBMISSION_FILES:
+            if (found.notebooks[student].parent / name).is_file():
+                write_atomic(folder / name, (found.notebooks[student].parent / name).read_text())
 
 
 def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str], results: list) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from autograder.results import GRADED, SubmissionResult, result_folder
 
 TIMESTAMP = "timestamp.txt"  # nbgrader's name for a submission's time, in submitted/ and autograded/
+SUBMISSION_FILES = (TIMESTAMP, "submission_secret.txt")  # what nbgrader's exchange keeps with a submission
 
 
 class GradebookError(ValueError):

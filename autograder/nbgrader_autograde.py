@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from autograder.gradebook import TIMESTAMP
+from autograder.gradebook import SUBMISSION_FILES
 
 
 class GradingFailed(RuntimeError):
@@ -41,7 +41,7 @@ class SandboxGrade(NbGraderPreprocessor):
         with tempfile.TemporaryDirectory(prefix="nbgrader-autograde-") as staging:
             folder = Path(staging) / student / assignment  # this one submission, in nbgrader's layout
             folder.mkdir(parents=True)
-            for file in (f"{name}.ipynb", TIMESTAMP):
+            for file in (f"{name}.ipynb", *SUBMISSION_FILES):
                 if (submitted / file).is_file():
                     shutil.copy2(submitted / file, folder / file)
             run = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, staging, "--out", str(out),
