@@ -208,12 +208,8 @@ def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str]
     for result in results:
         if result.student in students and result.student in found.notebooks:
             autograded_notebook.write(result, found.notebooks[result.student], args.out)
-    try:
-        lines = gradebook.record(args.nbgrader_db, results, args.out)
-    except gradebook.GradebookError as error:
-        p.error(f"{error} (the results in {args.out} are written; the gradebook is not)")
-    for line in lines:
-        print(f"gradebook: {line}", file=sys.stderr)
+    gradebook.record_or_refuse(p, args.nbgrader_db, results, args.out,
+                               f"the results in {args.out} are written; the gradebook is not")
 
 
 def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,

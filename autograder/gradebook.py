@@ -182,3 +182,14 @@ def record(db: Path, results: list[SubmissionResult], out: Path) -> list[str]:
                     notebook.late_submission_penalty = late._check_late_penalty(notebook, penalty)
             gb.db.commit()
     return lines
+
+
+def record_or_refuse(parser, db: Path, results: list[SubmissionResult], out: Path, unwritten: str) -> None:
+    """:func:`record_all` for a verb: what it has to say on stderr; a gradebook that cannot take ``results`` is
+    ``parser``'s one-line error (exit status 2), with ``unwritten`` saying what was done all the same."""
+    try:
+        lines = record_all(db, results, out)
+    except GradebookError as error:
+        parser.error(f"{error} ({unwritten})")
+    for line in lines:
+        print(f"gradebook: {line}", file=sys.stderr)

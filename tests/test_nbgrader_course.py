@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -72,8 +73,22 @@ def submissions(course: Path, home: Path) -> dict[str, dict]:
     run = subprocess.run([sys.executable, "-c", script], cwd=course, env=environment(home), capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
-    import json
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def released(base: Path) -> tuple[Path, Path, Path]:
+    """An instructor whose course folder holds this repository's nbgrader_config.py and conv_basics' solution, with
+    the assignment generated (as `make exercises` does: the gradebook exists now) and released into an exchange:
+    (exchange, instructor's home, course folder)."""
+    exchange = base / "exchange"
+    instructor = person(base, "instructor", exchange)
+    course = instructor / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    nbgrader(instructor, course, "generate_assignment", ASSIGNMENT)
+    nbgrader(instructor, course, "release_assignment", ASSIGNMENT)
+    return exchange, instructor, course
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +96,7 @@ def course(tmp_path_factory):
     """The course after release, work, submission, collection and the kit's grading:
     (course folder, instructor's home, {student: (home, fetched notebook)}, the grading run)."""
     base = tmp_path_factory.mktemp("nbgrader-course")
-    exchange = base / "exchange"
-    instructor = person(base, "instructor", exchange)
-    course = instructor / "course"
-    (course / "solutions").mkdir(parents=True)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    nbgrader(instructor, course, "generate_assignment", ASSIGNMENT)  # `make exercises`: the gradebook exists now
-    nbgrader(instructor, course, "release_assignment", ASSIGNMENT)
+    exchange, instructor, course = released(base)
     students = {}
     for student in STUDENTS:
         home = person(base, student, exchange)
