@@ -29,6 +29,7 @@ from test_nbgrader_course import ASSIGNMENT, BUG_MESSAGE, digest, kit, manual, r
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LAB_PLUGINS_OFF = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
                    "@jupyter/nbgrader:course-list"]
+CREATE_ASSIGNMENT = "nbgrader-create_assignemnt"  # the id (sic) of nbgrader's "Create Assignment" sidebar panel
 SERVER_EXTENSIONS_OFF = ["nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list"]
 
 
@@ -103,7 +104,7 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, bob: Path) -> Non
         page.keyboard.press("Escape")
         assert "Assignment List" in nbgrader_menu and "Formgrader" not in nbgrader_menu, nbgrader_menu
         assert "Nbgrader" in " ".join(menu_items)
-        assert page.locator("#create_assignment, .nbgrader-CreateAssignmentWidget").count() == 0
+        assert page.locator(f"#{CREATE_ASSIGNMENT}").count() == 0  # the instructor's lab has it (below)
         assert page.request.get(f"{url}/formgrader?token={token}").status == 404
         solve(notebook, bug=True)  # his work, as if typed
         page.reload()
@@ -160,6 +161,8 @@ def submission_rows(page) -> dict[str, dict[str, str]]:
 
 
 def instructor_side(page, folder: Path, instructor: Path, url: str, token: str) -> None:
+    page.goto(f"{url}/lab?reset")
+    page.locator(f"#{CREATE_ASSIGNMENT}").wait_for(state="attached", timeout=60_000)
     page.goto(f"{url}/formgrader/manage_submissions/{ASSIGNMENT}?token={token}")
     rows = submission_rows(page)
     shot(page, "formgrader-submissions")
@@ -206,6 +209,7 @@ def instructor_side(page, folder: Path, instructor: Path, url: str, token: str) 
     row.locator("td.autograde a").click()
     page.get_by_text("Successfully autograded").wait_for(timeout=240_000)
     shot(page, "formgrader-autograded")
+    assert "conv_basics on cpu: graded 1" in page.locator("#success-modal pre").inner_text()  # by the kit, sandboxed
     page.locator(".modal-footer button").first.click()
     assert {name: digest(bob / name) for name in before} == before and (bob / "results.json").is_file()
     assert submission_rows(page)["bob"] == {"status": "graded", "score": "52 / 56"}
