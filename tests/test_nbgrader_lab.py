@@ -13,6 +13,7 @@ Screenshots land in _build/screenshots/nbgrader-*.png.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -77,17 +78,25 @@ def course(tmp_path_factory):
     return base, folder, instructor, homes["bob"]
 
 
-def test_the_nbgrader_loop_in_jupyterlab(course, browser):
-    base, folder, instructor, bob = course
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+@contextlib.contextmanager
+def browsing(browser, who: str, **options):
+    """A page in a browser session of its own (``options``: the context's), screenshot as failure-WHO when what
+    it is used for fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, **options)
     page = context.new_page()
     try:
-        the_loop(page, base, folder, instructor, bob)
+        yield page
     except Exception:
-        shot(page, "failure")
+        shot(page, f"failure-{who}")
         raise
     finally:
         context.close()
+
+
+def test_the_nbgrader_loop_in_jupyterlab(course, browser):
+    base, folder, instructor, bob = course
+    with browsing(browser, "student") as page:
+        the_loop(page, base, folder, instructor, bob)
 
 
 def the_loop(page, base: Path, folder: Path, instructor: Path, bob: Path) -> None:
@@ -130,16 +139,9 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, bob: Path) -> Non
         with running_lab(base / "instructor-lab", folder, HOME=str(instructor),
                          JUPYTER_CONFIG_DIR=str(instructor / ".jupyter")) as (iurl, itoken):
             # the instructor's own browser session (the formgrader's pages call its API with his token)
-            context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000},
-                                                       extra_http_headers={"Authorization": f"token {itoken}"})
-            ipage = context.new_page()
-            try:
-                instructor_side(ipage, folder, instructor, iurl, itoken)
-            except Exception:
-                shot(ipage, "failure-formgrader")
-                raise
-            finally:
-                context.close()
+            with browsing(page.context.browser, "formgrader",
+                          extra_http_headers={"Authorization": f"token {itoken}"}) as formgrader:
+                instructor_side(formgrader, folder, instructor, iurl, itoken)
 
         assignment_list(page, url, token)
         page.get_by_role("button", name="Fetch Feedback").first.click()
