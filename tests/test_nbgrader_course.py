@@ -222,3 +222,23 @@ def test_a_submission_copied_by_hand_is_said(course, tmp_path):
               "--nbgrader-db", str(db))
     assert run.returncode == 0, run.stderr[-2000:]
     assert "gradebook: dora: no timestamp.txt in the submission (collected by hand?)" in run.stderr
+
+
+def test_late_penalties_configured_in_nbgrader_apply(course, tmp_path):
+    """A due date before alice's submission and nbgrader's "zero" penalty: the gradebook keeps her raw score and
+    nbgrader's penalty takes it all, as `nbgrader autograde` would record it."""
+    folder, instructor, _, _ = course
+    work = tmp_path / "course"
+    shutil.copytree(folder / "submitted" / "alice", work / "submitted" / "alice")
+    shutil.copy(folder / "gradebook.db", work)
+    (work / "nbgrader_config.py").write_text((folder / "nbgrader_config.py").read_text()
+                                             + "c.LateSubmissionPlugin.penalty_method = 'zero'\n")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(ASSIGNMENT, duedate="2000-01-01 00:00:00 UTC")
+    run = kit(work, instructor, "grade", ASSIGNMENT, "submitted/", "--out", "autograded/", "--nbgrader-db",
+              "gradebook.db")
+    assert run.returncode == 0, run.stderr[-2000:]
+    row = export(work, instructor)["alice"]
+    assert (float(row["raw_score"]), float(row["late_submission_penalty"]), float(row["score"])) == (56, 56, 0), row
