@@ -182,6 +182,8 @@ def instructor_side(page, folder: Path, instructor: Path, url: str, token: str) 
         submission = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "bob").id
     page.goto(f"{url}/formgrader/submissions/{submission}/?token={token}")
     page.locator("input.score#test_pool2d").wait_for(timeout=LOADING_MS)
+    page.wait_for_function("() => [...document.querySelectorAll('input.score')].every(input => "  # grades loaded
+                           "input.getAttribute('placeholder') !== null)", timeout=LOADING_MS)
     scores = {cell: page.locator(f"input.score#{cell}").get_attribute("placeholder")
               for cell in ("test_corr2d", "test_conv_output_shape", "test_corr2d_multi_in_out", "test_pool2d",
                            "test_Conv2D")}
