@@ -212,6 +212,13 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
             print(moved, file=sys.stderr)
     except LayoutError as error:
         p.error(str(error))
+    if args.nbgrader_db and students:
+        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
+
+        try:  # a gradebook that cannot take this assignment is said before anything is graded
+            gradebook.read_layout(args.nbgrader_db, args.assignment, [], gradebook.course_id())
+        except gradebook.GradebookError as error:
+            p.error(str(error))
     if students:
         print(f"feedback links the book at {published_book() or '(nowhere: no address known)'}"
               + ("" if os.environ.get("COURSE_BOOK_URL") else " (set COURSE_BOOK_URL to link your own copy)"),
@@ -222,6 +229,7 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
         run.ignored, run.missing, run.late = found.ignored, found.missing, sorted(found.late)
     if found.layout != "one notebook":
         run.absent = mark_absent(args.out, args.assignment, set(found.students))
+    copy_submission_files(found, students, args.out, args.assignment)
     results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results, found.missing, args.assignment))
     if reported := len({r.student for r in results}) > 1:  # a class (not Gradescope's one notebook): its report
@@ -229,15 +237,39 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
 
         write_atomic(args.out / "report.html", report(results, args.out))
     if args.nbgrader_db and students:
-        from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
-
-        gradebook.record(args.nbgrader_db, [r for r in results if r.assignment == args.assignment])
+        write_gradebook(p, args, found, students, [r for r in results if r.assignment == args.assignment])
     sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
     print(f"{len(found.students) + len(found.unusable)} {args.assignment} submission(s) in {args.submitted} "
           f"({found.layout}){sliced}; results in {args.out}/<student>/{args.assignment}/, grades in "
           f"{args.out / 'grades.csv'}" + (f", report in {args.out / 'report.html'}" if reported else ""))
     print(run.summary(args.assignment, device, args.submitted), flush=True)
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
+
+
+def copy_submission_files(found: Found, students: list[str], out: Path, assignment: str) -> None:
+    """nbgrader's files of each submission (``timestamp.txt``, ``submission_secret.txt``) beside its results, as
+    ``nbgrader autograde`` copies them: the gradebook's submission time, and what ``release_feedback`` needs."""
+    from autograder.gradebook import SUBMISSION_FILES
+
+    for student in students:
+        folder = out / student / assignment
+        if student not in found.notebooks or not folder.is_dir():
+            continue
+        for name in SUBMISSION_FILES:
+            if (found.notebooks[student].parent / name).is_file():
+                write_atomic(folder / name, (found.notebooks[student].parent / name).read_text())
+
+
+def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str], results: list) -> None:
+    """The autograded notebooks of this run's students, then every result of the assignment into the gradebook;
+    a gradebook that cannot take them is said in one line (exit status 2) and left as it was."""
+    from autograder import autograded_notebook, gradebook
+
+    for result in results:
+        if result.student in students and result.student in found.notebooks:
+            autograded_notebook.write(result, found.notebooks[result.student], args.out)
+    gradebook.record_or_refuse(p, args.nbgrader_db, results, args.out,
+                               f"the results in {args.out} are written; the gradebook is not")
 
 
 def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.nbgrader_db:
         from autograder import gradebook  # nbgrader's database layer takes seconds to import: only on demand
 
-        gradebook.record(args.nbgrader_db, results)
+        gradebook.record_or_refuse(p, args.nbgrader_db, results, args.out,
+                                   f"the results are merged into {args.out}; the gradebook is not written")
     print(f"merged {len(copied)} results from {len(args.outputs)} folders; {len(results)} results in "
           f"{args.out / 'grades.csv'}")
     return 0

@@ -27,6 +27,10 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # nbgrader runs its `alembic` from PATH
 
 
+STOCK_AUTOGRADE = ("\nfrom nbgrader.converters import Autograde\n"
+                   "c.Autograde.autograde_preprocessors = Autograde.autograde_preprocessors.default_value\n")
+
+
 def make_class(course: Path, assignment: str, students: int) -> None:
     for i in range(students):
         folder = course / "submitted" / f"student{i:03d}" / assignment
@@ -50,7 +54,9 @@ def ours(course: Path, assignment: str, workers: int = 2) -> tuple[float, float]
 
 def nbgrader(course: Path, assignment: str) -> tuple[float, float]:
     shutil.copytree(ROOT / "solutions", course / "solutions")
-    shutil.copy(ROOT / "nbgrader_config.py", course)
+    # The baseline is nbgrader's own autograde, each notebook run in a kernel: not the course's, which grades with
+    # this autograder (autograder/nbgrader_autograde.py).
+    (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + STOCK_AUTOGRADE)
     subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"], cwd=course, check=True,
                    capture_output=True, env=ENV)
     return timed([str(BIN / "nbgrader"), "autograde", assignment, "--force"], course)

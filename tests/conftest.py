@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,22 @@ def built_site() -> Path:
     if result.returncode != 0:
         pytest.fail(f"jupyter-book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def course_gradebook(tmp_path_factory) -> Path:
+    """A gradebook as `make exercises` leaves it: both assignments recorded by `nbgrader generate_assignment`
+    (into a scratch folder; the repository's own gradebook is not touched). Copy it before writing into it."""
+    base = tmp_path_factory.mktemp("gradebook")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs alembic from PATH
+    for assignment in ("conv_basics", "cnn_vs_fc"):
+        run = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force",
+                              f"--CourseDirectory.root={ROOT}",
+                              f"--CourseDirectory.release_directory={base / 'release'}",
+                              f"--CourseDirectory.db_url=sqlite:///{base / 'gradebook.db'}"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return base / "gradebook.db"
 
 
 @pytest.fixture(scope="session")

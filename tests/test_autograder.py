@@ -52,10 +52,11 @@ def make_class(folder: Path, assignment: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> tuple[Path, Path]:
-    """Every assignment graded into one folder and one gradebook, as a course does: (submitted, out)."""
+def graded(tmp_path_factory, course_gradebook) -> tuple[Path, Path]:
+    """Every assignment graded into one folder and the course's gradebook, as a course does: (submitted, out)."""
     base = tmp_path_factory.mktemp("course")
     out = base / "out"
+    shutil.copy(course_gradebook, base / "gradebook.db")
     for assignment in ASSIGNMENTS:
         submitted = make_class(base, assignment)
         run = autograder("grade", assignment, str(submitted), "--out", str(out), "--workers", "2",

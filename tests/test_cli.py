@@ -249,9 +249,11 @@ def write_class(submitted: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
+def course(tmp_path_factory,
+           course_gradebook) -> tuple[Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """The class graded twice from the course folder, as the README says: (course folder, first run, rerun)."""
     base = tmp_path_factory.mktemp("course")
+    shutil.copy(course_gradebook, base / "gradebook.db")
     write_class(base / "submitted")
     grade = ["grade", "conv_basics", "submitted", "--out", "autograded", "--workers", "2"]
     return base, autograder(*grade, "--nbgrader-db", "gradebook.db", cwd=base), autograder(*grade, cwd=base)

@@ -5,6 +5,7 @@ Screenshots land in _build/screenshots/jupyterlab-*.png.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -42,23 +43,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab on a scratch copy of the notebooks: yields (base URL, token, root folder)."""
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "root"
-    (root / "exercises" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", root / "exercises" / ASSIGNMENT)
-    (root / "solved" / ASSIGNMENT).mkdir(parents=True)  # the instructor notebook: nbgrader metadata, solved
-    shutil.copy(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", root / "solved" / ASSIGNMENT)
+@contextlib.contextmanager
+def running_lab(base: Path, root: Path, **env: str):
+    """JupyterLab serving ``root``, its settings, config and runtime under ``base`` (``env`` adds to its
+    environment, e.g. HOME); yields (base URL, token) and stops it, with its kernels, on leaving."""
     for name, values in SETTINGS.items():
         path = base / "settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    env = dict(os.environ,
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(base / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"))
+    env = {"JUPYTER_CONFIG_DIR": str(base / "config"), **env}
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               JUPYTER_RUNTIME_DIR=str(base / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"), **env)
     port, token = free_port(), secrets.token_hex(16)
     log = (base / "lab.log").open("w")
     server = subprocess.Popen(
@@ -83,7 +79,7 @@ def lab(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"JupyterLab did not answer in 90 s:\n{(base / 'lab.log').read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url, token, root
+        yield url, token
     finally:
         server.terminate()  # the server shuts its kernels down on SIGTERM
         try:
@@ -92,6 +88,19 @@ def lab(tmp_path_factory):
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on a scratch copy of the notebooks: yields (base URL, token, root folder)."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    (root / "exercises" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", root / "exercises" / ASSIGNMENT)
+    (root / "solved" / ASSIGNMENT).mkdir(parents=True)  # the instructor notebook: nbgrader metadata, solved
+    shutil.copy(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", root / "solved" / ASSIGNMENT)
+    with running_lab(base, root) as (url, token):
+        yield url, token, root
 
 
 @pytest.fixture

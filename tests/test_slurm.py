@@ -11,6 +11,7 @@ import csv
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,9 +116,10 @@ def reference(course, tmp_path_factory) -> dict[str, SubmissionResult]:
 
 
 @pytest.fixture(scope="module")
-def on_slurm(cluster, course, reference) -> subprocess.CompletedProcess:
+def on_slurm(cluster, course, reference, course_gradebook) -> subprocess.CompletedProcess:
     """The class graded as a job array of 4 tasks into OUT and a gradebook beside it, waiting for the merge job
     (after the local grading)."""
+    shutil.copy(course_gradebook, course.out.parent / "gradebook.db")
     return autograder("slurm", ASSIGNMENT, str(course.submitted), "--out", str(course.out), "--tasks", "4", "--wait",
                       "--nbgrader-db", str(course.out.parent / "gradebook.db"), env=cluster.env)
 

@@ -89,7 +89,7 @@ def test_design_accuracy(submission, mnist, record_property, step, epochs):
                f"{len(mnist.labels):,} training images, from torch.manual_seed(0)) reached {held_out:.1%} on the "
                f"{len(mnist.held_out_labels):,} held-out test images, which are graded; on the notebook's own "
                f"{len(mnist.notebook_labels):,} test images it reached {notebook:.1%}, the figure the comparison "
-               "cell prints after Restart & Run All on a CPU")
+               "cell prints after Restart Kernel and Run All Cells on a CPU")
     if evaluate_error:
         reached += f" (your evaluate raised {evaluate_error} there; the grader trained on regardless)"
     steps = ", ".join(f"{s:g}%" for s in design.STEPS)
