@@ -36,11 +36,11 @@ def built_site() -> Path:
 
 @pytest.fixture(scope="session")
 def course_gradebook(tmp_path_factory) -> Path:
-    """A gradebook as `make exercises` leaves it: both assignments recorded by `nbgrader generate_assignment`
+    """A gradebook as `make exercises` leaves it: every assignment recorded by `nbgrader generate_assignment`
     (into a scratch folder; the repository's own gradebook is not touched). Copy it before writing into it."""
     base = tmp_path_factory.mktemp("gradebook")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs alembic from PATH
-    for assignment in ("conv_basics", "cnn_vs_fc"):
+    for assignment in sorted(folder.name for folder in (ROOT / "solutions").iterdir() if folder.is_dir()):
         run = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force",
                               f"--CourseDirectory.root={ROOT}",
                               f"--CourseDirectory.release_directory={base / 'release'}",
