@@ -290,16 +290,17 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     workers = min(args.workers, len(students))
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["autograder.warm"])
-    multiprocessing.forkserver.ensure_running()  # before the container's memory is measured: it holds torch
-    limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
-    if device == "cuda":
-        limits = fit_to_gpu(limits, workers)
-    suite = runner.suite_sha256(args.suites, args.assignment)
-    jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,
-                       args.suites, device, limits, args.force, suite, found.refused.get(s),
-                       str(watcher.state) if device == "cuda" else "", s in found.late) for s in students]
     run = Run()
     with context.Pool(workers, initializer=quiet_on_ctrl_c, maxtasksperchild=1) as pool:
+        # Measured now: the workers are started, so the fork server has imported torch (its pages are the
+        # container's too); measured before, a sandbox's cap left no room for them (the OOM killer struck).
+        limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+        if device == "cuda":
+            limits = fit_to_gpu(limits, workers)
+        suite = runner.suite_sha256(args.suites, args.assignment)
+        jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment),
+                           args.out, args.suites, device, limits, args.force, suite, found.refused.get(s),
+                           str(watcher.state) if device == "cuda" else "", s in found.late) for s in students]
         progress = tqdm(pool.imap_unordered(runner.grade_in_fork, jobs), total=len(jobs), unit="notebook",
                         desc=f"grading {args.assignment} on {device}", file=sys.stderr)
         for student, code, message in progress:
