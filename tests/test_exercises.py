@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import html
+import importlib.util
 import os
 import re
 import shutil
@@ -340,11 +341,12 @@ def test_nbgrader_metadata(assignment):
 def test_receptive_fields_solution_uses_no_convolution_routine():
     """The functions that must not call PyTorch's convolutions do not, by the hidden suite's own rule (its test
     cells may: they check the student's functions against F.conv_transpose2d and autograd)."""
-    sys.path.insert(0, str(ROOT / "autograder" / "suites" / "receptive_fields"))
-    try:
-        from reference import CONVOLUTIONS
-    finally:
-        sys.path.pop(0)
+    # Loaded by path under its own name: another suite's `reference` module may already be imported as `reference`.
+    spec = importlib.util.spec_from_file_location(
+        "receptive_fields_reference", ROOT / "autograder" / "suites" / "receptive_fields" / "reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    CONVOLUTIONS = reference.CONVOLUTIONS
     from autograder.banned import routines_used
     cells = [(i, cell.source) for i, cell in enumerate(read(solution_path("receptive_fields")).cells)
              if cell.cell_type == "code"]

@@ -126,16 +126,19 @@ def requirement_lines(path: Path) -> list[str]:
     return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
 
 
+NOT_ON_GRADESCOPE = ("gradebook.py", "nbgrader_autograde.py", "package.py", "gpu_watch.py")
+
+
 def test_grading_imports_only_packaged_packages():
     """Every package the grader imports is installed by setup.sh (all but gradebook.py, used only with
-    --nbgrader-db, package.py, which builds the zip, and gpu_watch.py, started only where an NVIDIA driver is
-    loaded, which Gradescope has not): a new import in the grader must be added to package.GRADING (and pinned in
-    requirements.txt)."""
+    --nbgrader-db, nbgrader_autograde.py, loaded only by `nbgrader autograde`, package.py, which builds the zip, and
+    gpu_watch.py, started only where an NVIDIA driver is loaded, which Gradescope has not): a new import in the
+    grader must be added to package.GRADING (and pinned in requirements.txt)."""
     distributions = importlib.metadata.packages_distributions()
     local = {"autograder", "coursekit"} | {p.stem for p in (ROOT / "autograder" / "suites").rglob("*.py")}
     imported = {}
     for path in [*(ROOT / "autograder").rglob("*.py"), *(ROOT / "coursekit").rglob("*.py")]:
-        if path.name in ("gradebook.py", "package.py", "gpu_watch.py"):
+        if path.name in NOT_ON_GRADESCOPE:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (

@@ -146,19 +146,21 @@ def wait_for(ready, daemons: list[subprocess.Popen], cluster: Cluster, seconds: 
         time.sleep(0.2)
 
 
-def until_enter_or_signal() -> None:
-    """Return on a line read from stdin (Enter), or on SIGINT, SIGTERM or SIGHUP; stdin at its end (a script's
-    `< /dev/null`, a background job) waits for the signal."""
+def stop_requested() -> threading.Event:
+    """An event set on a line read from stdin (Enter), or on SIGINT, SIGTERM or SIGHUP; stdin at its end (a script's
+    `< /dev/null`, a background job) leaves it to the signal."""
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda *_: stop.set())
     threading.Thread(target=lambda: sys.stdin.readline() and stop.set(), daemon=True).start()
-    while not stop.wait(0.5):
-        pass
+    return stop
 
 
 if __name__ == "__main__":
+    # The handlers are in place before the cluster starts: a script may kill us as soon as it has read the line below.
+    stop = stop_requested()
     with running() as local:
         print(f"export SLURM_CONF={local.conf}    # partition {PARTITION}, {local.cpus} CPUs; Enter, Ctrl-C or kill "
               f"(pid {os.getpid()}) stops the cluster", flush=True)
-        until_enter_or_signal()
+        while not stop.wait(0.5):
+            pass
