@@ -91,6 +91,107 @@ def conv_then(activation):
     return Net()
 
 
+class ResBlock(nn.Module):
+    """A custom block: two 3×3 convolutions with BatchNorm, and a stride-2 1×1 projection as the shortcut."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out)
+        self.conv2, self.bn2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=2, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+
+
+class CustomBlocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(ResBlock(1, 8), ResBlock(8, 16))  # 14×14, then 7×7
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.head(F.adaptive_avg_pool2d(self.blocks(x), 1).flatten(1))
+
+
+class ModuleListLoop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.convs = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=1) for _ in range(2))
+        self.fc = nn.Linear(8 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.stem(x)), 2)
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return self.fc(torch.flatten(F.max_pool2d(x, 2), 1))
+
+
+def global_average_pooling(pool):
+    """Conv, ReLU, pool by 4, conv, ReLU, then ``pool(x)`` to (N, 32) and a linear layer."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.fc = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1), \
+                nn.Linear(32, 10)
+            self.gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+        def forward(self, x):
+            x = F.relu(self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 4)))
+            return self.fc(pool(self, x))
+
+    return Net
+
+
+STYLES = {  # (the net, its multiply-adds per image worked out by hand): each gets every design point
+    "batchnorm": (lambda: nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(784, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 10)),
+        28 * 28 * 8 * 9 + 14 * 14 * 16 * 72 + 784 * 12 + 12 * 10),
+    "modulelist_loop": (ModuleListLoop, 28 * 28 * 8 * 9 + 2 * 14 * 14 * 8 * 72 + 392 * 10),
+    "stride2": (lambda: nn.Sequential(
+        nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 4 * 4, 10)),
+        14 * 14 * 8 * 9 + 7 * 7 * 16 * 72 + 4 * 4 * 32 * 144 + 512 * 10),
+    "custom_blocks": (CustomBlocks, 14 * 14 * 8 * (9 + 72 + 1) + 7 * 7 * 16 * (72 + 144 + 8) + 16 * 10),
+    **{f"global_average_pooling_{name}": (global_average_pooling(pool), 28 * 28 * 16 * 9 + 7 * 7 * 32 * 144 + 320)
+       for name, pool in [("mean", lambda self, x: x.mean((2, 3))),
+                          ("torch_mean", lambda self, x: torch.mean(x, dim=[2, 3])),
+                          ("adaptive", lambda self, x: F.adaptive_avg_pool2d(x, 1).flatten(1)),
+                          ("layer", lambda self, x: self.gap(x))]},
+}
+
+
+def graded(make) -> dict[str, str]:
+    """The hidden design tests (test_design.py, run as the grader runs them, on a submission whose DesignNet is
+    ``make``): each failed test's message by its name; {} for full marks."""
+    import test_design
+    tests = {"forward": lambda s: test_design.test_design_forward(s),
+             "parameters": lambda s: test_design.test_design_parameters(s, design.PARAMETERS),
+             "multiply_adds": lambda s: test_design.test_design_multiply_adds(s, design.MULTIPLY_ADDS),
+             "activation": lambda s: test_design.test_design_activation(s)}
+    submission, failed = InProcess(DesignNet=make), {}
+    for name, test in tests.items():
+        try:
+            test(submission)
+        except AssertionError as error:
+            failed[name] = str(error)
+    design.described.clear()
+    return failed
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_styles_students_write_get_every_design_point(style):
+    make, cost = STYLES[style]
+    assert graded(make) == {}
+    visible_test(make)  # the notebook's visible test raises nothing either
+    net = design.rebuild(design.describe(make()))
+    assert (net.parameter_count(), net.cost) == (sum(p.numel() for p in make().parameters()), cost)
+
+
 def test_budgets_count_what_the_rebuilt_net_computes_with():
     lecture = design.rebuild(design.describe(reference.ConvNet()))
     assert (lecture.parameter_count(), lecture.cost) == (13_686, 934_760)  # the notebook's own counts
@@ -136,46 +237,117 @@ def test_an_activation_counts_when_it_is_not_linear_with_its_arguments(activatio
     assert any(ok for _, ok in found) == nonlinear, found
 
 
-def test_a_trace_that_differs_from_the_module_is_caught_on_values():
-    class Counter(nn.Module):  # the second call (the grader's) computes something else than the trace
-        def __init__(self):
-            super().__init__()
-            self.conv, self.fc, self.calls = nn.Conv2d(1, 2, 3), nn.Linear(2 * 26 * 26, 10), 0
+class Counter(nn.Module):
+    """Its second call (the grader's, after torch.fx's) computes something else than the trace."""
 
-        def forward(self, x):
-            self.calls += 1
-            return self.fc(F.relu(self.conv(x)).flatten(1)) * (2 if self.calls > 1 else 1)
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc, self.calls = nn.Conv2d(1, 2, 3), nn.Linear(2 * 26 * 26, 10), 0
 
-    net = Counter()
-    description = design.describe(net)
-    X = torch.rand(4, 1, 28, 28)
-    with torch.no_grad():
-        logits = net(X)
-    with pytest.raises(design.NotRebuildable, match="what torch.fx traced is not what it computes"):
-        design.same_outputs(design.rebuild(description), X, logits, "DesignNet()(X)")
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(F.relu(self.conv(x)).flatten(1)) * (2 if self.calls > 1 else 1)
 
 
-def test_frozen_weights_are_refused_after_training():
-    class Frozen(nn.Module):  # weights fitted elsewhere, kept out of the optimiser's reach
-        def __init__(self):
-            super().__init__()
-            self.conv, self.fc = nn.Conv2d(1, 8, 5), nn.Linear(8 * 12 * 12, 10)
-            self.conv.requires_grad_(False)
+class TracedElsewhere(nn.Module):
+    """Shows torch.fx a small ConvNet and, when run on tensors, adds a dense layer the trace never sees."""
 
-        def forward(self, x):
-            return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc, self.dense = nn.Conv2d(1, 4, 5), nn.Linear(4 * 6 * 6, 10), nn.Linear(784, 10)
 
-    images, labels = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (64,))
+    def forward(self, x):
+        logits = self.fc(F.max_pool2d(F.relu(self.conv(x)), 4).flatten(1))
+        return logits if isinstance(x, torch.fx.Proxy) else logits + self.dense(x.flatten(1))
+
+
+UNTRACEABLE = "what torch.fx traced is not what it computes"
+GAMING = {  # the net, and each hidden design test it fails with an excerpt of the message: no other may fail
+    "named_parameters_lies": (Lying, {"parameters": "computes with 157,486 weights"}),
+    "weights_in_buffers": (BufferWeights, {"parameters": f"computes with {2 + 200 * 784 + 10 * 200:,} weights"}),
+    "trace_of_the_first_call": (Counter, dict.fromkeys(["forward", "parameters", "multiply_adds", "activation"],
+                                                       UNTRACEABLE)),
+    "trace_of_another_net": (TracedElsewhere, dict.fromkeys(["forward", "parameters", "multiply_adds", "activation"],
+                                                            UNTRACEABLE)),
+    "identity_activation": (lambda: conv_then(lambda x: F.leaky_relu(x, negative_slope=1.0)), {
+        "activation": "leaky_relu(..., negative_slope=1.0, inplace=False) computes a linear function there"}),
+}
+
+
+@pytest.mark.parametrize("net", GAMING)
+def test_nets_that_game_a_rule_lose_what_the_rule_says(net):
+    make, expected = GAMING[net]
+    failed = graded(make)
+    assert failed.keys() == expected.keys(), failed
+    assert all(excerpt in failed[name] for name, excerpt in expected.items()), failed
+
+
+class Frozen(nn.Module):
+    """Weights fitted elsewhere, kept out of the optimiser's reach: a convolution of 208 values."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 8, 5), nn.Linear(8 * 12 * 12, 10)
+        self.conv.requires_grad_(False)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+
+
+class FrozenPieces(nn.Module):
+    """The same in tensors of 100 values or fewer: a 5×5 convolution of 4 channels and a head cut into 16 linear
+    layers of 9 inputs each, all frozen; only the 10 values of a bias are learned."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.pieces = nn.Conv2d(1, 4, 5), nn.ModuleList(nn.Linear(9, 10) for _ in range(16))
+        self.bias = nn.Parameter(torch.zeros(10))
+        self.conv.requires_grad_(False)
+        self.pieces.requires_grad_(False)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 4).flatten(1)
+        logits = self.bias
+        for i, piece in enumerate(self.pieces):
+            logits = logits + piece(x[:, 9 * i:9 * i + 9])
+        return logits
+
+
+@pytest.mark.parametrize("make, words", [
+    (Frozen, "training changed none of the 208 values of conv.weight, conv.bias:"),
+    (FrozenPieces, "training changed none of the 1,704 values of conv.weight, conv.bias, pieces.0.weight, "
+                   "pieces.0.bias, pieces.1.weight, pieces.1.bias and 28 more:")])
+def test_frozen_weights_are_refused_after_training(make, words):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (64,), generator=generator)
     data = type("Data", (), dict(images=images, labels=labels, notebook_images=images, notebook_labels=labels))
-    submission = InProcess(DesignNet=Frozen, train_one_epoch=lambda m, loader, o, c, d: [
+    submission = InProcess(DesignNet=make, train_one_epoch=lambda m, loader, o, c, d: [
         (o.zero_grad(), c(m(X), y).backward(), o.step()) for X, y in loader], evaluate=lambda *args: None)
-    with pytest.raises(design.NotRebuildable, match="training changed none of the values of conv.weight"):
+    with pytest.raises(design.NotRebuildable, match=re.escape(words)):
         design.trained(submission, data, epochs=1)
     design.described.clear()
 
 
-def visible_test(design_net: str) -> dict:
-    """Run the notebook's visible DesignNet test on ``design_net`` (source defining DesignNet); its scope."""
+def test_a_bias_that_a_batchnorm_cancels_may_stay_as_it_was():
+    class Net(nn.Module):  # 120 channels: a conv's bias of more values than may stay, a BatchNorm's or not
+        def __init__(self, norm: bool):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 120, 3, stride=2), nn.Linear(120, 10)
+            self.norm = nn.BatchNorm2d(120) if norm else nn.Identity()
+
+        def forward(self, x):
+            return self.fc(F.adaptive_avg_pool2d(F.relu(self.norm(self.conv(x))), 1).flatten(1))
+
+    for norm, frozen in ((True, []), (False, ["conv.bias"])):
+        net = design.rebuild(design.describe(Net(norm)))
+        initial = {name: tensor + (0 if name == "conv.bias" else 1) for name, tensor in net.state.items()}
+        assert design.unchanged(net, initial) == frozen
+
+
+def visible_test(design_net) -> dict:
+    """Run the notebook's visible DesignNet test on ``design_net`` (source defining DesignNet, or DesignNet
+    itself); its scope."""
     from test_design_training import cells  # the solution notebook's cells
 
     import nbformat
@@ -186,7 +358,10 @@ def visible_test(design_net: str) -> dict:
     scope: dict = {}
     for key in ("imports", "helpers"):
         exec(cells()[key], scope)
-    exec(design_net, scope)
+    if callable(design_net):
+        scope["DesignNet"] = design_net
+    else:
+        exec(design_net, scope)
     exec(visible, scope)
     return scope
 

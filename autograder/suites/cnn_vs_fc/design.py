@@ -69,7 +69,8 @@ MAX_COST = 10 * MULTIPLY_ADDS  # multiply-adds per image the trusted side evalua
 MAX_INT = 2 ** 31              # the largest integer traced arithmetic may hold (sizes and shapes are far smaller)
 MAX_DEPTH = 8                  # of the lists nested in a node's arguments
 IMAGE = (1, 28, 28)
-LEARNED = 100                  # weights larger than this must change in training (a bias before a BatchNorm may not)
+LEARNED = 100                  # values in all that training may leave as they were (a fixed filter), besides the
+                               # biases a BatchNorm cancels
 ACTIVATION_FUNCTIONS = [torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
                         torch.tanh, F.tanh, torch.sigmoid, F.sigmoid, F.hardswish, F.hardtanh, F.softplus,
                         torch.clamp]
@@ -290,6 +291,19 @@ class Rebuilt(nn.Module):
                  for name, parameter in self.layers[key].named_parameters()}
         return found | self.tensors
 
+    def cancelled_biases(self) -> set[str]:
+        """The biases of the Conv2d and Linear layers whose every output goes into BatchNorms only (in training,
+        a BatchNorm subtracts the batch's mean, and the bias with it)."""
+        kinds = {name: self.specs[target].get("type") if op == "call_module" else None
+                 for op, name, target, _, _ in self.nodes}
+        readers: dict[str, set] = {}
+        for _, name, _, args, kwargs in self.nodes:
+            for read in mentioned((args, kwargs)):
+                readers.setdefault(read, set()).add(kinds[name])
+        calls = [(target, bool(readers.get(name)) and readers[name] <= {"BatchNorm1d", "BatchNorm2d"})
+                 for _, name, target, _, _ in self.nodes if kinds[name] in ("Conv2d", "Linear")]
+        return {f"{target}.bias" for target, _ in calls} - {f"{target}.bias" for target, ok in calls if not ok}
+
     def parameter_count(self) -> int:
         return sum(tensor.numel() for tensor in self.weights().values())
 
@@ -390,7 +404,7 @@ def rebuild(description: dict) -> Rebuilt:
     """The submission's net with its tensors, in eval mode, its cost per image measured (``.cost``) on the meta
     device before a tensor is loaded, on one image and on :data:`BATCH` images: a net that costs more per image
     on a batch, or more than the trusted side evaluates, is refused. Raises :class:`NotRebuildable` saying why."""
-    net = Rebuilt(description)
+    net = Rebuilt(description).eval()  # as it is graded: a BatchNorm1d in training refuses one image
     try:
         cost, live = net.measure(1)
         batch_cost, batch_live = net.measure(BATCH)
@@ -408,7 +422,7 @@ def rebuild(description: dict) -> Rebuilt:
                              f"one image); the grader evaluates nets up to {MAX_COST:,}, the same on any batch")
     net.load()
     net.cost = cost
-    return net.eval()
+    return net
 
 
 def same_state(a, b) -> bool:
@@ -419,11 +433,14 @@ def same_state(a, b) -> bool:
 
 
 def unchanged(net: Rebuilt, initial: dict) -> list[str]:
-    """The names of the weights of more than :data:`LEARNED` values that training left as they were in ``initial``
-    (the untrained net's state): fitted elsewhere and frozen, they would score what the training did not learn."""
-    return [name for name, tensor in net.weights().items() if tensor.numel() > LEARNED
-            and isinstance(initial.get(name), torch.Tensor) and initial[name].shape == tensor.shape
-            and torch.equal(initial[name], tensor)]
+    """The names of the weights training left as they were in ``initial`` (the untrained net's state), when they
+    hold more than :data:`LEARNED` values in all: fitted elsewhere and frozen, they would score what the training
+    did not learn, whether in one tensor or in many small ones. A bias whose layer feeds only BatchNorms is left
+    out: the batch's mean cancels it, so its gradient is zero."""
+    frozen = {name: tensor for name, tensor in net.weights().items() if name not in net.cancelled_biases()
+              and isinstance(initial.get(name), torch.Tensor) and initial[name].shape == tensor.shape
+              and torch.equal(initial[name], tensor)}
+    return list(frozen) if sum(tensor.numel() for tensor in frozen.values()) > LEARNED else []
 
 
 def same_outputs(net: Rebuilt, X: torch.Tensor, logits, what: str) -> None:
