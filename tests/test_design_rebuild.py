@@ -408,3 +408,23 @@ def test_visible_test_warns_in_the_hidden_tests_words(forward, extra, words):
         assert rebuilt.parameter_count() <= design.PARAMETERS, (
             f"DesignNet() computes with {rebuilt.parameter_count():,} weights (its layers' parameters and every "
             "tensor its forward reads, buffers included)")
+
+
+def test_batchnorm_statistics_are_measured_anew_for_the_trained_weights():
+    net = nn.Sequential(nn.Conv2d(1, 4, 5), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(),
+                        nn.Linear(144, 10))
+    net[1].running_mean.fill_(5.0)  # averages that lag behind the weights
+    net[1].running_var.fill_(9.0)
+    rebuilt = design.rebuild(design.describe(net))
+    images = torch.randint(0, 256, (3 * design.BATCH, 1, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    assert design.calibrate(rebuilt, images) == 1
+    with torch.no_grad():
+        batches = net[0](images.float() / 255).split(design.BATCH)
+    norm = rebuilt.layers[rebuilt.keys["1"]]
+    assert torch.allclose(norm.running_mean, torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0), atol=1e-5)
+    assert torch.allclose(norm.running_var, torch.stack([b.var((0, 2, 3)) for b in batches]).mean(0), rtol=1e-4)
+    assert not norm.training
+    plain = design.rebuild(design.describe(conv_then(F.relu)))
+    state = {name: tensor.clone() for name, tensor in plain.state_dict().items()}
+    assert design.calibrate(plain, images) == 0 and design.same_state(plain.state_dict(), state)

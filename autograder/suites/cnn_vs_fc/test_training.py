@@ -61,15 +61,16 @@ def test_accuracy(submission, mnist, name, epochs):
         f"{len(mnist.held_out_labels):,} held-out test images; expected at least {THRESHOLD:.0%}")
 
 
-def design_accuracy(submission, mnist) -> tuple[float, float, str]:
-    """(held-out accuracy, the notebook's test accuracy, a note on evaluate) after the grader's training; raises
-    AssertionError saying why there are none."""
+def design_accuracy(submission, mnist) -> tuple[float, float, int, str]:
+    """(held-out accuracy, the notebook's test accuracy, how many BatchNorms were calibrated, a note on evaluate)
+    after the grader's training; raises AssertionError saying why there are none."""
     if id(submission) not in trained:
         try:
             net = design.trained(submission, mnist)
+            notebook = design.accuracy(net, mnist.notebook_images, mnist.notebook_labels)  # as the notebook prints
+            norms = design.calibrate(net, mnist.images)
             trained[id(submission)] = (design.accuracy(net, mnist.held_out_images, mnist.held_out_labels),
-                                       design.accuracy(net, mnist.notebook_images, mnist.notebook_labels),
-                                       net.evaluate_error)
+                                       notebook, norms, net.evaluate_error)
         except design.NotRebuildable as error:
             trained[id(submission)] = AssertionError(f"the trained {design.CALL} cannot be graded: {error}")
         except AssertionError as error:
@@ -84,11 +85,13 @@ def design_accuracy(submission, mnist) -> tuple[float, float, str]:
 @pytest.mark.parametrize("step, epochs", [(step, design.EPOCHS) for step in design.STEPS])
 def test_design_accuracy(submission, mnist, record_property, step, epochs):
     """DesignNet: reaches {step:g}% held-out test accuracy after {epochs} epochs of your train_one_epoch (SGD, lr 0.03, momentum 0.9)"""
-    held_out, notebook, evaluate_error = design_accuracy(submission, mnist)
+    held_out, notebook, norms, evaluate_error = design_accuracy(submission, mnist)
+    measured = (f", its {norms} BatchNorm(s)' statistics measured anew over the training images for the trained "
+                "weights (the running averages training leaves lag behind them)" if norms else "")
     reached = (f"DesignNet() trained as the notebook's comparison cell trains it ({epochs} epochs of {RECIPE} on the "
                f"{len(mnist.labels):,} training images, from torch.manual_seed(0)) reached {held_out:.1%} on the "
-               f"{len(mnist.held_out_labels):,} held-out test images, which are graded; on the notebook's own "
-               f"{len(mnist.notebook_labels):,} test images it reached {notebook:.1%}, the figure the comparison "
+               f"{len(mnist.held_out_labels):,} held-out test images, which are graded{measured}; on the notebook's "
+               f"own {len(mnist.notebook_labels):,} test images it reached {notebook:.1%}, the figure the comparison "
                "cell prints after Restart Kernel and Run All Cells on a CPU")
     if evaluate_error:
         reached += f" (your evaluate raised {evaluate_error} there; the grader trained on regardless)"
