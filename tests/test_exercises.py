@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -110,15 +109,6 @@ def execute(path: Path, allow_errors: bool = False) -> nbformat.NotebookNode:
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     return notebook
-
-
-def cell_seconds(cell) -> float:
-    timing = cell.metadata.get("execution", {})
-    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-    if not (start and end):
-        return 0.0
-    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
 
 
 def errors(notebook) -> list[tuple[int, str, str]]:
@@ -368,31 +358,26 @@ def test_conv_basics_solution_uses_no_convolution_routine():
     assert "F.conv2d" in markdown, "the notebook must say that PyTorch's convolutions are off limits"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_grader_runs_only_quick_cells(runs, assignment):
-    """The grader runs every cell but test cells and those tagged skip-in-grader: those must only define
-    things (imports aside, each under half a second), and the tagged ones are the data, training and plots."""
-    notebook = runs["execute", "solutions", assignment]
+def test_grader_runs_only_quick_cells(assignment):
+    """The grader runs every cell but those tagged skip-in-grader: the data, training and plots must be tagged, test
+    cells only check small tensors, and the other cells only import and define (judged by what the code is, not by
+    a stopwatch, so the verdict does not depend on the machine's load)."""
+    notebook = read(solution_path(assignment))
+    slow = re.compile(r"datasets\.|DataLoader\(\w+_set|plt\.|train_one_epoch\(net|\.fit\(|MNIST|load_mnist")
     for cell in notebook.cells:
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or SKIP_TAG in cell.metadata.get("tags", []):
             continue
-        tagged = SKIP_TAG in cell.metadata.get("tags", [])
-        seconds = cell_seconds(cell)
+        assert not slow.search(cell.source), f"cell not tagged {SKIP_TAG}: {cell.source[:200]}"
         if is_test_cell(cell):
-            assert seconds < 5, f"test cell {nbgrader(cell)['grade_id']} took {seconds:.1f} s"
-            continue
-        slow_code = re.search(r"datasets\.|DataLoader\(\w+_set|plt\.|train_one_epoch\(net|\.fit\(", cell.source)
-        if slow_code:
-            assert tagged, f"cell not tagged {SKIP_TAG}: {cell.source[:200]}"
-        if tagged:
             continue
         body = ast.parse(cell.source).body
         if any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body):  # importing torch takes seconds
             allowed = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Expr, ast.Assign)
             assert all(isinstance(node, allowed) for node in body), f"the import cell does more: {cell.source[:200]}"
         else:
-            assert seconds < 0.5, f"untagged cell took {seconds:.2f} s: {cell.source[:200]}"
+            assert all(isinstance(node, (ast.FunctionDef, ast.ClassDef)) for node in body), (
+                f"an untagged cell that is not a test must only define: {cell.source[:200]}")
     tagged_sources = [cell.source for cell in notebook.cells if SKIP_TAG in cell.metadata.get("tags", [])]
     if assignment == "cnn_vs_fc":
         assert any("datasets.MNIST" in source for source in tagged_sources)
