@@ -6,8 +6,8 @@ loaded only when there is something to grade.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -274,16 +274,13 @@ def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str]
 
 def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,
               watcher: gpu_watch.WatcherProcess | None) -> Run:
-    """Grade ``students`` in a pool of workers; on CUDA, ``watcher`` keeps each sandbox within its share of the GPU.
-
-    A class's workers are forked, one per submission, from a process that never held the class list (a fork
-    server: a sandbox, forked in turn from its worker's grading fork, holds nothing about other students). A
-    notebook graded alone (Gradescope's, nbgrader's autograde) is all this process knows of: its worker is forked
-    from it, which saves the fork server's memory. Either way :mod:`autograder.warm` imports torch once, before
-    the forks."""
+    """Grade ``students`` in a pool of forked workers (torch is imported once, before the fork); on CUDA,
+    ``watcher`` keeps each sandbox within its share of the GPU."""
+    import torch
     from tqdm import tqdm
 
     from autograder import runner
+    from autograder.sandbox.child import preload
     from autograder.sandbox.limits import fit_to_gpu
 
     try:
@@ -292,24 +289,19 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     except runner.GraderError as error:
         p.error(str(error))
     workers = min(args.workers, len(students))
-    if alone := found.alone:
-        import autograder.warm  # noqa: F401 - in this process, which its worker is forked from
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=quiet_on_ctrl_c)
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["autograder.warm"])
-        pool = context.Pool(workers, initializer=quiet_on_ctrl_c, maxtasksperchild=1)
+    preload()  # once, before the workers fork: torch is imported once per grading run
+    runner.prepare()
+    gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
+    limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+    if device == "cuda":
+        limits = fit_to_gpu(limits, workers)
+    suite = runner.suite_sha256(args.suites, args.assignment)
+    jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,
+                       args.suites, device, limits, args.force, suite, found.refused.get(s),
+                       str(watcher.state) if device == "cuda" else "", s in found.late) for s in students]
+    torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
     run = Run()
-    with pool:
-        # Measured now: the workers are started, so torch is imported (its pages are the container's too);
-        # measured before the fork server's, a sandbox's cap left no room for them (the OOM killer struck).
-        limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
-        if device == "cuda":
-            limits = fit_to_gpu(limits, workers)
-        suite = runner.suite_sha256(args.suites, args.assignment)
-        jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment),
-                           args.out, args.suites, device, limits, args.force, suite, found.refused.get(s),
-                           str(watcher.state) if device == "cuda" else "", s in found.late) for s in students]
+    with multiprocessing.get_context("fork").Pool(workers, initializer=quiet_on_ctrl_c) as pool:
         progress = tqdm(pool.imap_unordered(runner.grade_in_fork, jobs), total=len(jobs), unit="notebook",
                         desc=f"grading {args.assignment} on {device}", file=sys.stderr)
         for student, code, message in progress:
@@ -322,8 +314,6 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
             else:
                 why = message if code == runner.NOT_GRADED else f"grader error: {message}"
                 run.not_graded[student] = why.splitlines()[0][:300] if why.strip() else "grader error"
-    if not alone:  # the fork server ends now, reaped here: nothing of the run outlives it, and its CPU time (its
-        multiprocessing.forkserver._forkserver._stop()  # workers', their sandboxes') is this process's children's
     if device == "cuda":
         print(watcher.summary(), file=sys.stderr)
     return run

@@ -80,11 +80,6 @@ class Found:
     def students(self) -> list[str]:
         return sorted({*self.notebooks, *self.refused})
 
-    @property
-    def alone(self) -> bool:
-        """One student and no other name found (no other file, no roster): nothing here is about another student."""
-        return len(self.students) == 1 and not (self.unusable or self.ignored or self.missing)
-
     def close(self) -> None:
         if self.unpacked:
             shutil.rmtree(self.unpacked, ignore_errors=True)
