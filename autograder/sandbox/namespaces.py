@@ -58,10 +58,10 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
            f"mount {target}")
 
 
-def enter(tmpfs_bytes: int, workdir: str, owner: int | None) -> None:
+def enter(tmpfs_bytes: int, workdir: str | None = None, owner: int | None = None) -> None:
     """Move this process into namespaces of its own (see the module's docstring), with a private ``/dev/shm`` and,
-    on ``workdir`` (the sandbox's own folder, empty), a tmpfs owned by ``owner`` (None: this process's user), each of
-    ``tmpfs_bytes`` at most. Returns in the sandbox, never in the process that called it. Where the machine does not
+    on ``workdir`` (the sandbox's own folder, empty; None: none), a tmpfs owned by ``owner`` (None: this process's
+    user), each of ``tmpfs_bytes`` at most. Returns in the sandbox, never in the process that called it. Where the machine does not
     allow namespaces (a container without them), returns at once in this process, with ``STATE["unavailable"]``
     saying why."""
     root = os.geteuid() == 0
@@ -93,8 +93,9 @@ def enter(tmpfs_bytes: int, workdir: str, owner: int | None) -> None:
         mount("tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
               f"size={tmpfs_bytes},nr_inodes={SHM_FILES},mode=1777")
     owner, group = (uid, gid) if owner is None else (owner, owner)  # what it leaves there is gone with it
-    mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={tmpfs_bytes},nr_inodes={WORK_FILES},mode=0700,uid={owner},gid={group}")
+    if workdir is not None:
+        mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
+              f"size={tmpfs_bytes},nr_inodes={WORK_FILES},mode=0700,uid={owner},gid={group}")
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
 
 
