@@ -30,6 +30,7 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 SHOWN = 12  # entries of a folder listed when nothing in it can be graded
 MAX_NOTEBOOK = 20 * 2**20  # as autograder.notebook.MAX_BYTES: larger notebooks are the grader's to refuse
 MAX_UNZIPPED = 4 * 2**30   # a download larger than this unpacked is refused before anything is written
+LINK = "a symbolic link: not followed (its files lie elsewhere)"
 # Each LMS's download, as a path relative to SUBMITTED (Moodle's folder per student, or its flat variant).
 LMS = {
     "canvas": r"(?P<student_id>[^_/]+)_(?:(?P<late>LATE)_)?(?P<user_id>\d+)_(?P<submission_id>\d+)_(?P<file_id>[^/]+)",
@@ -169,13 +170,15 @@ def find_submissions(submitted: Path, assignment: str, lms: str = "auto",
         found = Found("nbgrader's layout")
         for entry in entries:
             if entry not in students:
-                found.ignored[shown(entry.name)] = (f"not in a <student>/{assignment}/ folder" if entry.is_file()
+                found.ignored[shown(entry.name)] = (LINK if entry.is_symlink() else
+                                                    f"not in a <student>/{assignment}/ folder" if entry.is_file()
                                                     else f"holds no {assignment}/ folder (another assignment's)")
         for student in students:
             on_roster_add(found, student.name, choose(student / assignment, assignment), roster)
         return finish(found, roster)
     files = sorted(p for p in submitted.rglob("*") if not any(part.startswith(".") for part in
-                                                               p.relative_to(submitted).parts) and not p.is_dir())
+                                                               p.relative_to(submitted).parts)
+                   and (p.is_symlink() or not p.is_dir()) and not linked_folder(submitted, p))
     claims, found = read_names(submitted, files, lms)
     one_students = submitted.name == assignment and (submitted / f"{assignment}.ipynb").is_file()
     if one_students or not any(c.file_id.endswith(".ipynb") for c in claims):
@@ -209,7 +212,7 @@ def read_names(submitted: Path, files: list[Path], lms: str) -> tuple[list[Claim
     claims = []
     for path, name in zip(files, names):
         if path.is_symlink() or not path.is_file():
-            found.unusable[shown(name)] = "a symbolic link or special file: not read"
+            found.unusable[shown(name)] = LINK if path.is_symlink() else "a special file: not read"
             continue
         if pattern is None:
             if "/" in name:
@@ -326,9 +329,16 @@ def unpack(archive: Path) -> tuple[Path, Path]:
     return folder, inside[0] if one_folder else folder
 
 
+def linked_folder(submitted: Path, path: Path) -> bool:
+    """Whether a folder between ``submitted`` and ``path`` is a symbolic link (its files lie elsewhere)."""
+    return any((submitted / parent).is_symlink() for parent in path.relative_to(submitted).parents[:-1])
+
+
 def choose(folder: Path, assignment: str) -> Path | Refusal:
     """The notebook to grade in a student's assignment folder (``<student>/<assignment>/``, as messages say)."""
     where = Path(folder.parent.name) / folder.name
+    if folder.is_symlink():
+        return Refusal("a symbolic link", f"{shown(where)}/ is {LINK}; copy the notebook into it instead")
     expected = folder / f"{assignment}.ipynb"
     if expected.is_file():
         return expected
@@ -357,7 +367,9 @@ def describe(submitted: Path, assignment: str) -> str:
         return f"{submitted} is empty"
     lines = [f"{submitted} holds:"]
     for entry in entries[:SHOWN]:
-        if entry.is_dir():
+        if entry.is_symlink():
+            lines.append(f"  {shown(entry.name)}   ({LINK})")
+        elif entry.is_dir():
             inside = sorted(p.name + ("/" if p.is_dir() else "") for p in entry.iterdir() if not p.name.startswith("."))
             lines.append(f"  {shown(entry.name)}/   "
                          f"{shown(', '.join(inside[:4])) + (', ...' if len(inside) > 4 else '') or 'empty'}")

@@ -186,6 +186,16 @@ def test_no_sandbox_process_survives(graded):
     assert not leftovers
 
 
+def test_a_full_folder_fails_its_function_alone(graded):
+    """many_files: its own folder is bounded (a tmpfs of 4,096 files): the function creating a million files fails,
+    saying why, the others count."""
+    result = graded[0]["many_files"]
+    failed = graded_tests(result, "conv_output_shape")
+    assert failed and all(t.score == 0 and "No space left on device" in t.output for t in failed), failed
+    assert any("Your code's own folder holds at most 4,096 files" in t.output for t in failed), failed
+    assert result.score == result.max_score - sum(t.max_score for t in failed) > 0
+
+
 def test_huge_output_truncated(graded):
     results, out, _, _ = graded
     result = results["huge_output"]
@@ -212,7 +222,7 @@ def test_snooping_refused(graded):
     # (the sandbox sees only Python's folders of it: autograder/sandbox/reachable.py)
     assert re.search(f"read {re.escape(str(SUITE_FILE))}: (PermissionError|FileNotFoundError)", printed), printed
     assert SUITE_FILE.read_text()[:200] not in printed
-    assert "allowed" not in printed, printed
+    assert "allowed" not in printed and "parent: 0" in printed, printed  # the grader is outside its namespace
     assert tree_digest(submitted) == before
     assert results["honest"].score == results["honest"].max_score
 

@@ -540,3 +540,29 @@ def test_ctrl_c_ends_in_one_line_and_130(tmp_path):
     assert grading.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == ("python -m autograder grade: interrupted; the results written so far "
                                                "are kept, and the same command grades the rest"), stderr[-2000:]
+
+
+def test_symlinked_folders_are_named_not_followed(tmp_path):
+    """A folder of the class that is a symbolic link (to another student's folder, the hidden suite...) is not
+    followed, in nbgrader's layout or a flat one: each is named with why, and every other student is found."""
+    from autograder.submissions import LINK, find_submissions
+
+    notebook = ROOT / "solutions" / "conv_basics" / "conv_basics.ipynb"
+    elsewhere = tmp_path / "elsewhere" / "conv_basics"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(notebook, elsewhere)
+    nbgrader, flat = tmp_path / "nbgrader", tmp_path / "flat"
+    (nbgrader / "alice" / "conv_basics").mkdir(parents=True)
+    shutil.copy(notebook, nbgrader / "alice" / "conv_basics")
+    (nbgrader / "bob").mkdir()
+    (nbgrader / "bob" / "conv_basics").symlink_to(elsewhere)
+    (nbgrader / "carol").symlink_to(elsewhere.parent)
+    (flat / "folder").mkdir(parents=True)
+    shutil.copy(notebook, flat / "dave.ipynb")
+    (flat / "erin").symlink_to(elsewhere)
+    (flat / "folder" / "linked").symlink_to(elsewhere)
+    found = find_submissions(nbgrader, "conv_basics")
+    assert list(found.notebooks) == ["alice"] and found.ignored == {"carol": LINK}
+    assert found.refused["bob"].reason == f"bob/conv_basics/ is {LINK}; copy the notebook into it instead"
+    found = find_submissions(flat, "conv_basics")
+    assert list(found.notebooks) == ["dave"] and found.unusable == {"erin": LINK, "folder/linked": LINK}

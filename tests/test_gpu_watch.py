@@ -241,7 +241,7 @@ def hog_when_filling(box: Sandbox, nvml: FakeNvml, hog: int) -> None:
 SPLIT_CELLS = [(1, """
 import os, time
 def where():
-    return os.getpid()
+    return os.getcwd()  # the sandbox's own folder: which sandbox this is
 def hang():
     while True:
         time.sleep(0.01)
@@ -258,7 +258,7 @@ order = []
 def test_on_gpu(submission):
     """on the GPU: runs in the CUDA sandbox, after the others"""
     order.append("gpu")
-    assert submission.call("where") == submission._pid and len(order) == 3, order
+    assert submission.call("where") == submission._workdir and len(order) == 3, order
 
 
 def test_hangs(submission):
@@ -280,7 +280,7 @@ def test_hung_elsewhere(submission):
 def test_on_cpu(submission):
     """on the CPU: runs in the CPU sandbox"""
     order.append("cpu")
-    assert submission.call("where") == submission._pid
+    assert submission.call("where") == submission._workdir
 '''
 
 

@@ -6,9 +6,11 @@ import ctypes
 import io
 import os
 import socket
+import tempfile
 import threading
 import time
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -191,8 +193,9 @@ def test_grading_process_memory_is_bounded():
 
 
 PRIVATE = r'''
-import ctypes, os, socket
-def plant(tag):
+import ctypes, os, socket, subprocess
+def plant(tag, seconds):
+    subprocess.run(["/bin/sh", "-c", f"sleep {seconds} &"], start_new_session=True, check=True)  # a daemon
     with open(f"/dev/shm/{tag}", "w") as note:
         note.write(tag)
     os.mkfifo(f"/dev/shm/{tag}.fifo")
@@ -222,36 +225,53 @@ def look(tag):
 
 def test_sandboxes_share_nothing():
     """Two students' sandboxes at once: one leaves files, a FIFO, a System V segment and an abstract socket; the
-    other sees none of them, nor any other process (as root), and writes nowhere outside its folder; nothing
-    of it is left after it is closed."""
+    other sees none of them, nor any other process, and writes nowhere outside its folder; nothing of it is left
+    after it is closed, not even the daemon it started."""
     shm_before = sorted(os.listdir("/dev/shm"))
+    seconds = f"{time.time():.6f}"  # a number of seconds no other process sleeps (about 55 years)
+    daemon = f"sleep\0{seconds}\0".encode()  # its command line
     first, second = Sandbox([(1, PRIVATE)]), Sandbox([(1, PRIVATE)])
     try:
         first.start(), second.start()
-        first.call("plant", "first")
+        first.call("plant", "first", seconds)
+        assert daemon in running() or os.geteuid() != 0  # (hidden from a non-root grader that is itself confined)
         assert set(first.call("look", "first")["shm"]) == {"first", "first.fifo"}
         seen = second.call("look", "first")
     finally:
         first.close(), second.close()
     assert seen["shm"] == [] and not seen["sysv"] and seen["socket"] != "connected", seen
     assert {seen[p] for p in ("/tmp/planted", "/var/tmp/planted", "/dev/planted")} == {"PermissionError"}, seen
-    if os.geteuid() == 0:
-        assert seen["others"] == [], seen  # its own user's processes only: the sandbox itself
+    assert seen["others"] == [], seen  # its own processes only (a process namespace of its own): the sandbox itself
     assert sorted(os.listdir("/dev/shm")) == shm_before
+    deadline = time.monotonic() + 30  # the kernel ends the daemon with the sandbox's namespace, soon after
+    while daemon in running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon not in running()
+
+
+def running() -> list[bytes]:
+    """The command lines of this machine's processes (as this process's /proc shows them)."""
+    lines = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+    return lines
     assert ctypes.CDLL(None).shmget(0x5EED, 0, 0) == -1  # not in the grader's System V IPC either
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
 def test_sandboxes_share_nothing_for_a_non_root_grader():
-    """The same for an instructor who is not root (sandboxes share that user's uid: a user namespace each).
+    """The same for an instructor who is not root (sandboxes share that user's uid: a user namespace each, in which
+    a process namespace of its own hides every other process).
     Python's closed folders are covered first, as for a sandbox's user (autograder/sandbox/reachable.py)."""
     read_end, write_end = os.pipe()
+    folder = tempfile.mkdtemp()  # the test's own, as a sandbox's
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
             os.close(read_end)
-            namespaces.enter(2**16)
+            namespaces.enter(2**16, folder, None)
             reachable.open_up(readable_paths())
             os.setgroups([])
             os.setresgid(65534, 65534, 65534)
@@ -266,4 +286,5 @@ def test_sandboxes_share_nothing_for_a_non_root_grader():
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         report = pipe.read().decode()
+    os.rmdir(folder)
     assert os.waitpid(pid, 0)[1] == 0, report

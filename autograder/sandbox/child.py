@@ -8,6 +8,7 @@ function fail at once from then on (one hang costs one call's time). Nothing her
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import importlib
 import linecache
@@ -20,13 +21,14 @@ import traceback
 import numpy
 import torch
 
-from autograder.sandbox import channel
+from autograder.sandbox import channel, namespaces
 from autograder.sandbox.confine import confine
 from autograder.sandbox.limits import Limits
 
 SOCKET_FD = 3
 MAX_DEPTH = 16
 GPU_SHARE: tuple[int, int] | None = None  # on CUDA: (this sandbox's share, the GPU's memory) in bytes
+FOLDER_MB = Limits.file_mb  # the size of its own folder and of its /dev/shm (namespaces.enter)
 # Imported once in the grader, before it forks: every sandbox starts with them, instead of importing them itself.
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch.utils.data", "torchvision",
            "torchvision.datasets", "torchvision.transforms", "torchinfo", "numpy", "matplotlib.pyplot", "tqdm",
@@ -60,8 +62,10 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def main(sock_fd: int, output_fd: int) -> None:
-    """Entry point in the new process: wire up file descriptors, confine, execute, serve."""
+def main(sock_fd: int, output_fd: int, entered: bool = False) -> None:
+    """Entry point in the new process: wire up file descriptors, enter namespaces of its own (unless ``entered``
+    before), confine, execute, serve."""
+    global FOLDER_MB
     if os.getsid(0) != os.getpid():
         os.setsid()
     sock_fd, output_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (sock_fd, output_fd))
@@ -70,12 +74,18 @@ def main(sock_fd: int, output_fd: int) -> None:
     os.dup2(output_fd, 1)
     os.dup2(output_fd, 2)
     os.dup2(sock_fd, SOCKET_FD)
-    os.closerange(SOCKET_FD + 1, os.sysconf("SC_OPEN_MAX"))  # nothing of the grader stays reachable
+    kept = namespaces.STATE["machine_proc"] >= 0  # the machine's /proc, closed once confine has counted processes
+    if kept:
+        namespaces.STATE["machine_proc"] = os.dup2(namespaces.STATE["machine_proc"], SOCKET_FD + 1)
+    os.closerange(SOCKET_FD + 1 + kept, os.sysconf("SC_OPEN_MAX"))  # nothing of the grader stays reachable
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     sock = socket.socket(fileno=SOCKET_FD)
     spec = channel.recv(sock)
     limits = Limits(**spec["limits"])
+    FOLDER_MB = limits.file_mb
+    if not entered:  # now that it is used (a spare waits outside them, its memory its grader's)
+        namespaces.enter(limits.file_mb * 2**20, spec["workdir"], spec["uid"])  # this process stays outside
     if spec["device"] == "cuda":
         try:
             start_cuda(limits.gpu_fraction)
@@ -86,7 +96,8 @@ def main(sock_fd: int, output_fd: int) -> None:
     warnings = confine(limits, spec["workdir"], spec["uid"], spec["readable"], spec["cpu_seconds"], spec["device"])
     torch.set_num_threads(1)  # parallelism comes from grading workers; small ops run slower on more threads
     if spec["device"] == "cuda":  # the watchdogs' numbers, measured before any submission code runs
-        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid()), "gpu_share": GPU_SHARE[0]})
+        channel.send(sock, {"anonymous_memory": anonymous_memory(os.getpid()), "gpu_share": GPU_SHARE[0],
+                            "pid": namespaces.STATE["host_pid"]})
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "get_ipython": Shell}
     errors = [execute(index, source, namespace) for index, source in spec["cells"]]
     signal.signal(signal.SIGALRM, on_alarm)
@@ -229,7 +240,11 @@ def describe(error: BaseException, with_error: bool = True) -> str:
     lines = traceback.format_list(frames[-5:])
     if with_error:
         lines += traceback.format_exception_only(type(error), error)
-    return "".join(lines).strip()[:4000]
+    text = "".join(lines).strip()[:4000]
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC and not namespaces.STATE["unavailable"]:
+        text += (f"\nYour code's own folder holds at most {namespaces.WORK_FILES:,} files and {FOLDER_MB} MB, its "
+                 f"/dev/shm {namespaces.SHM_FILES} files and {FOLDER_MB} MB.")
+    return text
 
 
 def plain(value, depth: int = 0):

@@ -2,8 +2,8 @@
 
 It is also the kernel's first choice when memory runs out: the OOM killer takes a sandbox before the grader.
 
-Runs in the sandbox process before any submission code, in this order: limits are set while
-still privileged, the sandbox enters namespaces of its own (:mod:`.namespaces`), the folders it may read
+Runs in the sandbox process before any submission code, once it is in namespaces of its own (:mod:`.namespaces`),
+in this order: limits are set while still privileged, the folders it may read
 are made reachable by its own user (:mod:`.reachable`), Landlock is applied, then root (if we are root) is
 dropped for good. It writes only in its own folder, its private ``/dev/shm``, ``/dev/null`` and, on CUDA,
 the GPU's device files.
@@ -55,19 +55,6 @@ def kill_every_process(uid: int) -> None:
     os.waitpid(sweeper, 0)
 
 
-def processes_in_use(uid: int) -> int:
-    """Threads currently running as ``uid`` (RLIMIT_NPROC counts them all)."""
-    count = 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry.name}/task"))
-            except OSError:
-                continue
-    return count
-
-
 def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], cpu_seconds: int,
             device: str) -> list[str]:
     """Apply every restriction; returns warnings about the ones this machine cannot enforce."""
@@ -78,8 +65,7 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
             oom.write("1000")
     except OSError:
         pass
-    shared_uid = os.getuid() if uid is None else None
-    nproc = limits.processes + (processes_in_use(shared_uid) if shared_uid is not None else 0)
+    nproc = limits.processes + namespaces.processes_in_use(os.getuid() if uid is None else None)  # the grader's uid
     rlimits = {
         resource.RLIMIT_NPROC: nproc,
         resource.RLIMIT_CPU: cpu_seconds,
@@ -95,13 +81,11 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
     for which, value in rlimits.items():
         resource.setrlimit(which, (value, value))
     writable = [workdir, *WRITE_DEVICES, *(glob.glob("/dev/nvidia*") if device == "cuda" else [])]
-    private = True
-    try:
-        namespaces.enter(limits.file_mb * 2**20)
+    if private := not namespaces.STATE["unavailable"]:  # entered when the process started (namespaces.enter)
         writable.append(namespaces.SHM)
-    except OSError as error:  # without them: no /dev/shm, and System V IPC is the machine's
-        private = False
-        warnings.append(f"this grader cannot give your code namespaces of its own ({error}): it has no /dev/shm")
+    else:  # without them: no /dev/shm, and System V IPC and /proc are the machine's
+        warnings.append("this grader cannot give your code namespaces of its own "
+                        f"({namespaces.STATE['unavailable']}): it has no /dev/shm")
     if uid is not None and private:  # its own user may not enter a closed home holding Python: root opens a way
         reachable.open_up(readable)  # (the grader refuses to grade where it is needed and cannot be done)
     try:

@@ -101,7 +101,9 @@ def check(readable: list[str], uid: int) -> str:
             os.close(read_end)
             os.umask(0o077)  # as in the sandbox
             try:
-                namespaces.enter(2**16)
+                namespaces.enter(2**16)  # this process stays outside, and ends as the rest of this one does
+                if namespaces.STATE["unavailable"]:
+                    raise OSError(namespaces.STATE["unavailable"])
                 open_up(readable)
                 report = []
             except OSError as error:  # fatal only where a closed folder needs covering (else the sandbox warns)

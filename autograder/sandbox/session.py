@@ -17,6 +17,7 @@ is remembered, so that a test that failed only because another sandbox took the 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ import traceback
 from pathlib import Path
 
 from autograder.sandbox import gpu_watch
-from autograder.sandbox import channel, child, trusted
+from autograder.sandbox import channel, child, namespaces, trusted
 from autograder.sandbox.confine import kill_every_process, readable_paths, sandbox_uid
 from autograder.sandbox.limits import Limits
 
@@ -75,7 +76,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._pid = 0
         self._sock: socket.socket | None = None
-        self._spares: list[tuple[int, socket.socket, int]] = []
+        self._spares: list[tuple[int, socket.socket, int, str]] = []
         self._workdir = ""
         self._memory_exceeded = False
         self._starting: threading.Thread | None = None
@@ -149,11 +150,12 @@ class Sandbox:
         self._wait_for_start()
         if self._pid:
             self._stop()
-        for pid, sock, read_end in self._spares:
+        for pid, sock, read_end, workdir in self._spares:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             sock.close()
             os.close(read_end)
+            shutil.rmtree(workdir, ignore_errors=True)
         self._spares = []
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -235,10 +237,13 @@ class Sandbox:
             self.limits_hit.add("call_seconds")
         return f"{what} did not finish within {timeout or self.limits.call_seconds:g} s (time limit)"
 
-    def _fork(self, clean: bool) -> tuple[int, socket.socket, int]:
-        """A new sandbox process waiting for its instructions: (pid, socket, output pipe)."""
+    def _fork(self, clean: bool) -> tuple[int, socket.socket, int, str]:
+        """A new sandbox process waiting for its instructions: (pid, socket, output pipe, its own folder)."""
         parent, sandbox_end = socket.socketpair()
         read_end, write_end = os.pipe()
+        workdir = tempfile.mkdtemp(prefix="sandbox-")  # stays empty here: the sandbox has a tmpfs on it
+        if self.uid is not None:
+            os.chown(workdir, self.uid, self.uid)
         pid = os.fork()
         if pid == 0:
             try:
@@ -248,18 +253,21 @@ class Sandbox:
                 if clean:  # forked while no hidden test is in this process's memory
                     child.main(sandbox_end.fileno(), write_end)
                 else:  # a fresh interpreter: nothing of this process's memory comes along
+                    # Its namespaces are entered now, while it may mount (a user namespace's capabilities are lost
+                    # when it runs another program); this process stays outside.
+                    namespaces.enter(self.limits.file_mb * 2**20, workdir, self.uid)
                     os.setsid()
                     os.set_inheritable(sandbox_end.fileno(), True)
                     os.set_inheritable(write_end, True)
-                    os.execv(sys.executable, [sys.executable, "-m", "autograder.sandbox",
-                                              str(sandbox_end.fileno()), str(write_end)])
+                    os.execv(sys.executable, [sys.executable, "-m", "autograder.sandbox", str(sandbox_end.fileno()),
+                                              str(write_end), json.dumps(namespaces.STATE)])
             except BaseException:  # noqa: BLE001 - the sandbox could not set itself up: say why in its output
                 traceback.print_exc()
             finally:
                 os._exit(70)
         sandbox_end.close()
         os.close(write_end)
-        return pid, parent, read_end
+        return pid, parent, read_end, workdir
 
     def _start(self) -> None:
         deadline = self._deadline(self.limits.start_seconds)
@@ -268,11 +276,8 @@ class Sandbox:
             raise SubmissionError(self.broken)
         self.starts += 1
         began = time.monotonic()
-        self._pid, self._sock, read_end = self._spares.pop(0) if self._spares else self._fork(clean=False)
+        self._pid, self._sock, read_end, self._workdir = self._spares.pop(0) if self._spares else self._fork(False)
         parent = self._sock
-        self._workdir = tempfile.mkdtemp(prefix="sandbox-")
-        if self.uid is not None:
-            os.chown(self._workdir, self.uid, self.uid)
         threading.Thread(target=self._collect_output, args=(read_end,), daemon=True).start()
         cpu_seconds = int(self.deadline - time.monotonic()) + 5
         try:
@@ -348,10 +353,11 @@ class Sandbox:
                 self._out_of_gpu_memory.append((began, time.monotonic()))
                 self._broken_by_full_gpu = self.broken
             raise SubmissionError(self.broken)
-        threading.Thread(target=self._watch_memory, args=(self._pid, int(started["anonymous_memory"])),
+        pid = int(started["pid"])  # the sandbox's own process, as this machine's /proc and NVML see it
+        threading.Thread(target=self._watch_memory, args=(self._pid, pid, int(started["anonymous_memory"])),
                          daemon=True).start()
         if self.watch:
-            self._watch_key = gpu_watch.register(self.watch, self._pid, self.uid, int(started["gpu_share"]))
+            self._watch_key = gpu_watch.register(self.watch, pid, self.uid, int(started["gpu_share"]))
             self._watch_keys.append(self._watch_key)
 
     def _collect_output(self, fd: int) -> None:
@@ -362,13 +368,14 @@ class Sandbox:
                     self._output += chunk[:max(room, 0)]
                     self._dropped += max(len(chunk) - max(room, 0), 0)
 
-    def _watch_memory(self, pid: int, baseline: int) -> None:
-        """On CUDA (no address-space limit): kill a sandbox whose heap grows past the cap.
+    def _watch_memory(self, handle: int, pid: int, baseline: int) -> None:
+        """On CUDA (no address-space limit): kill a sandbox whose heap grows past the cap, while ``handle`` (the
+        process this grader forked) is the sandbox's; ``pid`` is the sandbox's own process.
 
         ``baseline`` is the heap right after CUDA started, before any submission code ran; the
         CUDA libraries are file-backed and not counted.
         """
-        while self._pid == pid:
+        while self._pid == handle:
             try:
                 used = child.anonymous_memory(pid) - baseline
             except (OSError, ValueError, IndexError):
