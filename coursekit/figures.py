@@ -2,7 +2,7 @@
 
 One drawing function, :func:`draw`, shows an input grid (with its padding), the kernel (for a cross-correlation)
 and the output grid, and shades the window (dilated or not) that produces chosen output elements. :func:`animate`
-calls it once per output element to step the window across the input, and returns a self-contained HTML animation
+steps that window across the input, one frame per output element, and returns a self-contained HTML animation
 (all frames embedded, no external script or stylesheet) whose frame carries, as its alt text, a description of the
 whole animation computed from the same tensors (:func:`describe_animation`). :func:`draw_transposed` shows a
 transposed convolution as the sum of its input elements' scaled kernels. The numbers in the output grids come from
@@ -60,30 +60,84 @@ def _output(X: torch.Tensor, K: torch.Tensor | None, mode: str, window, padding,
 
 
 def _grid(ax, values: torch.Tensor, title: str, fills: dict, padded: int | tuple = (0, 0),
-          hidden: Iterable = ()) -> None:
-    """Draw ``values`` as a grid of numbered cells; ``fills`` maps (row, col) to a colour."""
+          hidden: Iterable = ()) -> dict:
+    """Draw ``values`` as a grid of numbered cells; ``fills`` maps (row, col) to a colour. Returns each cell's
+    (rectangle, text, plain colour), for callers that recolour cells or hide values later."""
     ph, pw = _pair(padded)
     h, w = values.shape
     hidden = set(hidden)
+    cells = {}
     for r in range(h):
         for c in range(w):
             is_pad = r < ph or r >= h - ph or c < pw or c >= w - pw
-            face = fills.get((r, c), PAD_FILL if is_pad else "white")
-            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="#555555",
-                                   linestyle="--" if is_pad else "-", linewidth=1))
-            if (r, c) not in hidden:
-                ax.text(c + 0.5, r + 0.5, _fmt(float(values[r, c])), ha="center", va="center",
-                        fontsize=11, color="#777777" if is_pad else "black")
+            plain = PAD_FILL if is_pad else "white"
+            box = ax.add_patch(Rectangle((c, r), 1, 1, facecolor=fills.get((r, c), plain), edgecolor="#555555",
+                                         linestyle="--" if is_pad else "-", linewidth=1))
+            text = ax.text(c + 0.5, r + 0.5, _fmt(float(values[r, c])), ha="center", va="center", fontsize=11,
+                           color="#777777" if is_pad else "black", visible=(r, c) not in hidden)
+            cells[(r, c)] = (box, text, plain)
     ax.set_xlim(-0.05, w + 0.05)
     ax.set_ylim(h + 0.05, -0.05)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title, fontsize=11)
+    return cells
+
+
+class _Scene:
+    """Input, kernel and output grids drawn once; :meth:`show` shades windows and reveals output values, so that
+    an animation changes colours and texts from frame to frame instead of drawing every frame anew."""
+
+    def __init__(self, X: torch.Tensor, K: torch.Tensor | None, fig: Figure, *, mode: str = "corr", window=2,
+                 padding=0, stride=1, dilation=1):
+        ph, pw = _pair(padding)
+        self.mode, self.K, self.stride, self.dilation = mode, K, _pair(stride), _pair(dilation)
+        self.kernel = K.shape if mode == "corr" else _pair(window)
+        fill = {"corr": 0.0, "avg": 0.0, "max": float("-inf")}[mode]  # what the padding cells hold
+        self.Xp = torch.full((X.shape[0] + 2 * ph, X.shape[1] + 2 * pw), fill)
+        self.Xp[ph:ph + X.shape[0], pw:pw + X.shape[1]] = X
+        self.Y = _output(X, K, mode, self.kernel, (ph, pw), self.stride, self.dilation)
+        widths = [self.Xp.shape[1]] + ([self.kernel[1]] if mode == "corr" else []) + [self.Y.shape[1]]
+        axes = fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths, "wspace": 0.35})
+        pad_note = f", padding={padding}" if (ph or pw) else ""
+        stride_note = f", stride={stride}" if self.stride != (1, 1) else ""
+        stride_note += f", dilation={dilation}" if self.dilation != (1, 1) else ""
+        self.inputs = _grid(axes[0], self.Xp, f"Input {tuple(X.shape)}{pad_note}", {}, padded=(ph, pw))
+        if mode == "corr":
+            _grid(axes[1], K, f"Kernel {tuple(K.shape)}", {})
+        kh, kw = self.kernel
+        title = "Output" if mode == "corr" else f"{mode} pool {kh}\u00d7{kw}"
+        self.outputs = _grid(axes[-1], self.Y, f"{title} {tuple(self.Y.shape)}{stride_note}", {})
+        self.caption = fig.suptitle("", fontsize=11, y=0.08)
+
+    def show(self, highlight: Sequence[tuple[int, int]], reveal: int | None = None) -> None:
+        """Shade the window of every output element in ``highlight`` (and the element), write out the sum each
+        computes, and show only the first ``reveal`` output values (row-major; all of them if None)."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        fills, sums = {}, []
+        for n, (i, j) in enumerate(highlight):
+            color = COLORS[n % len(COLORS)]
+            window = [(i * sh + a * dh, j * sw + b * dw) for a in range(kh) for b in range(kw)]
+            fills.update({("in", cell): color for cell in window})
+            fills[("out", (i, j))] = color
+            terms = [_fmt(float(self.Xp[cell])) for cell in window]
+            if self.mode == "corr":
+                kvals = [_fmt(float(self.K[a, b])) for a in range(kh) for b in range(kw)]
+                expr = "+".join(f"{t}\u00d7{k}" for t, k in zip(terms, kvals))
+            else:
+                expr = f"{self.mode}({', '.join(terms)})"
+            sums.append(f"{expr} = {_fmt(float(self.Y[i, j]))}")
+        for side, cells in (("in", self.inputs), ("out", self.outputs)):
+            for cell, (box, _, plain) in cells.items():
+                box.set_facecolor(fills.get((side, cell), plain))
+        width = self.Y.shape[1]
+        for (r, c), (_, text, _) in self.outputs.items():
+            text.set_visible(reveal is None or r * width + c < reveal)
+        self.caption.set_text("    ".join(sums))
 
 
 def draw(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", window=2, padding=0, stride=1,
-         dilation=1, highlight: Sequence[tuple[int, int]] = ((0, 0),), reveal: int | None = None,
-         fig: Figure | None = None) -> Figure:
+         dilation=1, highlight: Sequence[tuple[int, int]] = ((0, 0),), reveal: int | None = None) -> Figure:
     """Draw input, kernel and output; shade the window of every output element in ``highlight``.
 
     mode: ``"corr"`` (cross-correlation with kernel ``K``), ``"max"`` or ``"avg"`` (pooling with ``window``).
@@ -91,59 +145,19 @@ def draw(X: torch.Tensor, K: torch.Tensor | None = None, *, mode: str = "corr", 
     ``nn.MaxPool2d`` (int or (h, w)). reveal: show only the first ``reveal`` output values (row-major), as the
     animation does.
     """
-    ph, pw = _pair(padding)
-    sh, sw = _pair(stride)
-    dh, dw = _pair(dilation)
-    kh, kw = K.shape if mode == "corr" else _pair(window)
-    fill = {"corr": 0.0, "avg": 0.0, "max": float("-inf")}[mode]  # what the padding cells hold
-    Xp = torch.full((X.shape[0] + 2 * ph, X.shape[1] + 2 * pw), fill)
-    Xp[ph:ph + X.shape[0], pw:pw + X.shape[1]] = X
-    Y = _output(X, K, mode, (kh, kw), (ph, pw), (sh, sw), (dh, dw))
-
-    in_fill, out_fill, sums = {}, {}, []
-    for n, (i, j) in enumerate(highlight):
-        color = COLORS[n % len(COLORS)]
-        out_fill[(i, j)] = color
-        cells = [(i * sh + a * dh, j * sw + b * dw) for a in range(kh) for b in range(kw)]
-        in_fill.update({cell: color for cell in cells})
-        terms = [_fmt(float(Xp[cell])) for cell in cells]
-        if mode == "corr":
-            kvals = [_fmt(float(K[a, b])) for a in range(kh) for b in range(kw)]
-            expr = "+".join(f"{t}\u00d7{k}" for t, k in zip(terms, kvals))
-        else:
-            expr = f"{mode}({', '.join(terms)})"
-        sums.append(f"{expr} = {_fmt(float(Y[i, j]))}")
-
-    fig = fig or BookFigure(figsize=(8, 3.2), dpi=90)
-    widths = [Xp.shape[1]] + ([kw] if mode == "corr" else []) + [Y.shape[1]]
-    axes = fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths, "wspace": 0.35})
-    pad_note = f", padding={padding}" if (ph or pw) else ""
-    stride_note = f", stride={stride}" if (sh, sw) != (1, 1) else ""
-    stride_note += f", dilation={dilation}" if (dh, dw) != (1, 1) else ""
-    _grid(axes[0], Xp, f"Input {tuple(X.shape)}{pad_note}", in_fill, padded=(ph, pw))
-    if mode == "corr":
-        _grid(axes[1], K, f"Kernel {tuple(K.shape)}", {})
-    shown = Y.numel() if reveal is None else reveal
-    hidden = [(r, c) for r in range(Y.shape[0]) for c in range(Y.shape[1]) if r * Y.shape[1] + c >= shown]
-    title = "Output" if mode == "corr" else f"{mode} pool {kh}\u00d7{kw}"
-    _grid(axes[-1], Y, f"{title} {tuple(Y.shape)}{stride_note}", out_fill, hidden=hidden)
-    fig.suptitle("    ".join(sums), fontsize=11, y=0.08)
+    fig = BookFigure(figsize=(8, 3.2), dpi=90)
+    scene = _Scene(X, K, fig, mode=mode, window=window, padding=padding, stride=stride, dilation=dilation)
+    scene.show(highlight, reveal)
     return fig
 
 
 def animate(X: torch.Tensor, K: torch.Tensor | None = None, *, interval_ms: int = 900, **kwargs) -> str:
     """Step the window over every output position; return an offline HTML player (frames embedded)."""
-    mode, window = kwargs.get("mode", "corr"), kwargs.get("window", 2)
-    Y = _output(X, K, mode, _pair(window) if K is None else K.shape, _pair(kwargs.get("padding", 0)),
-                _pair(kwargs.get("stride", 1)), _pair(kwargs.get("dilation", 1)))
-    positions = [(i, j) for i in range(Y.shape[0]) for j in range(Y.shape[1])]
     fig = Figure(figsize=(8, 3.2), dpi=72)
-
-    def frame(n: int):
-        fig.clear()
-        draw(X, K, highlight=[positions[n]], reveal=n + 1, fig=fig, **kwargs)
-
-    player = FuncAnimation(fig, frame, frames=len(positions), interval=interval_ms)
+    scene = _Scene(X, K, fig, **kwargs)
+    positions = [(i, j) for i in range(scene.Y.shape[0]) for j in range(scene.Y.shape[1])]
+    player = FuncAnimation(fig, lambda n: scene.show([positions[n]], reveal=n + 1), frames=len(positions),
+                           interval=interval_ms)
     return _labelled(_offline(player.to_jshtml(default_mode="loop")), describe_animation(X, K, **kwargs))
 
 

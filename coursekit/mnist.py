@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets, transforms
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "mnist_sample"
 
@@ -57,6 +56,8 @@ class MNISTSample(Dataset):
 def load_mnist(train: bool) -> Dataset:
     """The training or test split: items are (1, 28, 28) image tensors in [0, 1] and int labels."""
     if use_full_mnist():
+        from torchvision import datasets, transforms  # here, not above: importing torchvision costs seconds
+
         return datasets.MNIST(full_mnist_dir(), train=train, download=True, transform=transforms.ToTensor())
     return MNISTSample(train)
 

@@ -84,7 +84,7 @@ def test_executed_outputs_present(built_site):
     assert "Data: the " in ch7  # coursekit.mnist.describe()
     for net, params in [("ConvNet", "13,686"), ("LeNet", "61,706"), ("FC net", "27,040")]:
         assert re.search(rf"{net}: final test accuracy \d+\.\d\d% \({params} parameters, test loss \d\.\d+, "
-                         r"\d+\.\d s for 6 epochs\)", ch7), f"{net}'s accuracy, parameters and time"
+                         r"\d+\.\d s for 4 epochs\)", ch7), f"{net}'s accuracy, parameters and time"
     assert re.search(r"an epoch of the ConvNet took \d+\.\d times as long as one of the FC net", ch7)
     assert re.search(r"keeps \d+\.\d MB for a backward pass; under torch.no_grad\(\), nothing", ch7)
     ch8 = page_text(built_site, "08_dilation_transposed")
