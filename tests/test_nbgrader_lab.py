@@ -117,7 +117,7 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, dave: Path) -> No
         while not notebook.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         shot(page, "student-fetched")
-        opened_unmodified(page, url, token)
+        opened_unmodified(page.context, url, token)
         menu_items = page.locator(".lm-MenuBar-item").all_inner_texts()
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Nbgrader$")).click()
         nbgrader_menu = page.locator(".lm-Menu-content").last.inner_text()
@@ -126,7 +126,6 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, dave: Path) -> No
         assert "Nbgrader" in " ".join(menu_items)
         assert page.locator(f"#{CREATE_ASSIGNMENT}").count() == 0  # the instructor's lab has it (below)
         assert page.request.get(f"{url}/formgrader?token={token}").status == 404
-        assignment_list(page, url, token)
         solve(notebook, bug=True)  # his work, as if typed
         page.locator("a.assignment-notebooks-link").first.click()  # the downloaded assignment's notebooks
         page.locator(".nested_list_item button", has_text="Validate").first.click()
@@ -164,21 +163,23 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, dave: Path) -> No
         shot(page, "student-feedback")
 
 
-def opened_unmodified(page, url: str, token: str) -> None:
-    """dave opens the fetched notebook: once its kernel's info is in, the notebook is not modified (its
-    language_info is the kernel's), as long as his Python is the one the course's notebooks record."""
-    page.goto(f"{url}/lab/tree/{ASSIGNMENT}/{ASSIGNMENT}.ipynb?reset&token={token}")
-    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        timeout=LOADING_MS)
-    state = page.evaluate(OPENED_STATE)
-    shot(page, "student-opened")
-    version = state["notebook"].pop("version", None)
-    assert {k: v for k, v in state["kernel"].items() if k != "version"} == state["notebook"], state
-    assert state["dirty"] == (state["kernel"]["version"] != version), (state, version)
-    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=f"{ASSIGNMENT}.ipynb").first
-    assert ("jp-mod-dirty" in tab.get_attribute("class")) == state["dirty"]
-    if state["dirty"]:  # another Python: leaving the page asks whether to, before the Assignment List opens again
-        page.once("dialog", lambda dialog: dialog.accept())
+def opened_unmodified(context, url: str, token: str) -> None:
+    """dave opens the fetched notebook (in a tab of its own): once its kernel's info is in, the notebook is not
+    modified (its language_info is the kernel's), as long as his Python is the one the course's notebooks record."""
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/lab/tree/{ASSIGNMENT}/{ASSIGNMENT}.ipynb?reset&token={token}")
+        page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=LOADING_MS)
+        state = page.evaluate(OPENED_STATE)
+        shot(page, "student-opened")
+        version = state["notebook"].pop("version", None)
+        assert {k: v for k, v in state["kernel"].items() if k != "version"} == state["notebook"], state
+        assert state["dirty"] == (state["kernel"]["version"] != version), (state, version)
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=f"{ASSIGNMENT}.ipynb").first
+        assert ("jp-mod-dirty" in tab.get_attribute("class")) == state["dirty"]
+    finally:
+        page.close()
 
 
 def submission_rows(page) -> dict[str, dict[str, str]]:
