@@ -8,6 +8,7 @@ what was called, what was expected and what came back, with the book's section t
 from __future__ import annotations
 
 import html
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -66,3 +67,27 @@ def write(result: SubmissionResult, submitted: Path, out: Path) -> None:
     notebook = autograded(result, submitted)
     folder = result_folder(out, result.student, result.assignment)
     write_atomic(folder / f"{submitted.stem}.ipynb", nbformat.writes(notebook) + "\n")
+
+
+def write_from(results: list[SubmissionResult], submitted: Path, out: Path) -> list[str]:
+    """:func:`write` for results graded by other runs (``merge``): each from the notebook it graded, found in
+    ``submitted`` (a folder, or a .zip unpacked for the while) by its SHA-256. Returns the students whose graded
+    notebook is not there (changed since); a result that graded no notebook (refused) has none to write."""
+    from autograder.notebook import fingerprint
+    from autograder.submissions import unpack
+
+    unpacked, folder = unpack(submitted) if submitted.is_file() else (None, submitted)
+    try:
+        graded: dict[str, Path] = {}
+        for path in sorted(folder.rglob("*.ipynb")):
+            graded.setdefault(fingerprint(path), path)
+        missing = []
+        for result in results:
+            if result.notebook_sha256 and result.notebook_sha256 in graded:
+                write(result, graded[result.notebook_sha256], out)
+            elif result.notebook_sha256:
+                missing.append(result.student)
+        return missing
+    finally:
+        if unpacked:
+            shutil.rmtree(unpacked, ignore_errors=True)

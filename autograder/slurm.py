@@ -106,7 +106,8 @@ def batch_scripts(args: argparse.Namespace) -> tuple[str, str]:
     array = ARRAY_SCRIPT.format(**common, last=args.tasks - 1, tasks=args.tasks, cpus=args.cpus_per_task,
                                 resources=resources(args, gpus=True), submitted=shlex.quote(str(args.submitted)),
                                 device="cuda" if args.gpus_per_task else "cpu", naming=naming(args))
-    gradebook = f" --nbgrader-db {shlex.quote(str(args.nbgrader_db))}" if args.nbgrader_db else ""
+    gradebook = (f" --nbgrader-db {shlex.quote(str(args.nbgrader_db))} \\\n    --submitted "
+                 f"{shlex.quote(str(args.submitted))}" if args.nbgrader_db else "")
     merge = MERGE_SCRIPT.format(**common, resources=resources(args, gpus=False), gradebook=gradebook)
     return array, merge
 

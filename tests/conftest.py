@@ -51,6 +51,17 @@ def course_gradebook(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nbgrader_class(tmp_path_factory):
+    """A real nbgrader course with conv_basics released, worked, submitted, collected and graded by the kit, built
+    once (tests/test_nbgrader_course.py's ``graded_class``): ``nbgrader_class(folder)`` copies it into a new
+    folder, for a test module to change as it likes."""
+    from test_nbgrader_course import copy_class, graded_class
+
+    snapshot = graded_class(tmp_path_factory.mktemp("nbgrader-class") / "class")
+    return lambda folder: copy_class(snapshot, folder)
+
+
+@pytest.fixture(scope="session")
 def serve():
     """Serve a folder on 127.0.0.1 and return its base URL: ``serve(folder) -> 'http://127.0.0.1:PORT'``."""
     servers = []

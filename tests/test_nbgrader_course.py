@@ -7,7 +7,12 @@ with nbgrader's exchange commands; the instructor collects and grades with the R
 gradebook. Then nbgrader's own views must agree with the kit: `nbgrader export`, and NbGraderAPI, the layer the
 formgrader's Manage Submissions and Manage Students pages are drawn from. A manual override survives a regrade;
 `nbgrader autograde` (what the formgrader's Autograde button runs) grades in the sandbox and gives the same files
-and scores; generate_feedback and release_feedback return the kit's messages, which bob fetches.
+and scores, and one the kit refuses changes no grade and no submission; generate_feedback and release_feedback
+return the kit's messages, which bob fetches. `merge --nbgrader-db` (as after Slurm) writes the same autograded
+notebooks and scores as grade.
+
+The course is built and graded once per session (conftest's ``nbgrader_class``, shared with
+test_nbgrader_lab.py); each module works on a copy of it.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -91,26 +97,50 @@ def released(base: Path) -> tuple[Path, Path, Path]:
     return exchange, instructor, course
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """The course after release, work, submission, collection and the kit's grading:
-    (course folder, instructor's home, {student: (home, fetched notebook)}, the grading run)."""
-    base = tmp_path_factory.mktemp("nbgrader-course")
+GRADING = "grading.json"  # the class's grading run (its output), kept beside the course
+
+
+def graded_class(base: Path) -> Path:
+    """A course in ``base`` after release, work, submission, collection and the kit's grading (the README's
+    commands): exchange/, the instructor's home (instructor/, the course folder in it), and each student's home;
+    the gradebook as generate_assignment left it is kept as gradebook-released.db."""
     exchange, instructor, course = released(base)
-    students = {}
-    for student in STUDENTS:
+    shutil.copy(course / "gradebook.db", base / "gradebook-released.db")
+
+    def work(student: str) -> None:
         home = person(base, student, exchange)
         nbgrader(home, home, "fetch_assignment", ASSIGNMENT)
-        notebook = home / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         if student != "carol":
-            solve(notebook, bug=student == "bob")
+            solve(home / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", bug=student == "bob")
         nbgrader(home, home, "submit", ASSIGNMENT, "--student", student)
-        students[student] = (home, notebook)
+
+    with ThreadPoolExecutor(len(STUDENTS)) as pool:  # each student on their own machine
+        list(pool.map(work, STUDENTS))
     nbgrader(instructor, course, "collect", ASSIGNMENT)
     grading = kit(course, instructor, "grade", ASSIGNMENT, "submitted/", "--out", "autograded/",
                   "--nbgrader-db", "gradebook.db", "--workers", "2")
     assert grading.returncode == 0, grading.stdout[-3000:] + grading.stderr[-3000:]
-    return course, instructor, students, grading
+    (base / GRADING).write_text(json.dumps({"stdout": grading.stdout, "stderr": grading.stderr}))
+    return base
+
+
+def copy_class(snapshot: Path, base: Path) -> Path:
+    """A copy of :func:`graded_class`'s course in ``base``, its people's nbgrader configuration pointing at the
+    copy's exchange."""
+    shutil.copytree(snapshot, base, symlinks=True)
+    for config in base.glob("*/.jupyter/nbgrader_config.py"):
+        config.write_text(config.read_text().replace(str(snapshot / "exchange"), str(base / "exchange")))
+    return base
+
+
+@pytest.fixture(scope="module")
+def course(nbgrader_class, tmp_path_factory):
+    """The graded course: (course folder, instructor's home, {student: (home, fetched notebook)}, the grading run)."""
+    base = nbgrader_class(tmp_path_factory.mktemp("nbgrader-course") / "class")
+    output = json.loads((base / GRADING).read_text())
+    grading = subprocess.CompletedProcess("grade", 0, output["stdout"], output["stderr"])
+    students = {student: (base / student, base / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb") for student in STUDENTS}
+    return base / "instructor" / "course", base / "instructor", students, grading
 
 
 def test_export_and_formgrader_agree_with_the_kit(course):
@@ -212,24 +242,17 @@ def test_bad_gradebooks_get_one_line_and_change_nothing(course, tmp_path):
         assert (db.exists() and digest(db)) == state and not (tmp_path / "out" / "grades.csv").exists()
 
 
-def test_a_submission_copied_by_hand_is_said(course, tmp_path):
+@pytest.fixture(scope="module")
+def late_class(course, tmp_path_factory):
+    """One grading run for two cases: the course's gradebook with a due date before alice's submission and
+    nbgrader's "zero" penalty configured, alice's submission (her results from the class's run: unchanged, so not
+    graded again) and dora's, copied into submitted/ by hand (no timestamp.txt)."""
     folder, instructor, _, _ = course
-    db = tmp_path / "gradebook.db"
-    shutil.copy(folder / "gradebook.db", db)
-    (tmp_path / "submitted" / "dora" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", tmp_path / "submitted" / "dora" / ASSIGNMENT)
-    run = kit(folder, instructor, "grade", ASSIGNMENT, str(tmp_path / "submitted"), "--out", str(tmp_path / "out"),
-              "--nbgrader-db", str(db))
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "gradebook: dora: no timestamp.txt in the submission (collected by hand?)" in run.stderr
-
-
-def test_late_penalties_configured_in_nbgrader_apply(course, tmp_path):
-    """A due date before alice's submission and nbgrader's "zero" penalty: the gradebook keeps her raw score and
-    nbgrader's penalty takes it all, as `nbgrader autograde` would record it."""
-    folder, instructor, _, _ = course
-    work = tmp_path / "course"
+    work = tmp_path_factory.mktemp("late") / "course"
     shutil.copytree(folder / "submitted" / "alice", work / "submitted" / "alice")
+    shutil.copytree(folder / "autograded" / "alice", work / "autograded" / "alice")
+    (work / "submitted" / "dora" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", work / "submitted" / "dora" / ASSIGNMENT)
     shutil.copy(folder / "gradebook.db", work)
     (work / "nbgrader_config.py").write_text((folder / "nbgrader_config.py").read_text()
                                              + "c.LateSubmissionPlugin.penalty_method = 'zero'\n")
@@ -240,5 +263,84 @@ def test_late_penalties_configured_in_nbgrader_apply(course, tmp_path):
     run = kit(work, instructor, "grade", ASSIGNMENT, "submitted/", "--out", "autograded/", "--nbgrader-db",
               "gradebook.db")
     assert run.returncode == 0, run.stderr[-2000:]
-    row = export(work, instructor)["alice"]
+    return run, export(work, instructor)
+
+
+def test_a_submission_copied_by_hand_is_said(late_class):
+    run, rows = late_class
+    assert "gradebook: dora: no timestamp.txt in the submission (collected by hand?)" in run.stderr
+    row = rows["dora"]
+    assert not row["timestamp"] and (float(row["late_submission_penalty"]), float(row["score"])) == (0, 56), row
+
+
+def test_late_penalties_configured_in_nbgrader_apply(late_class):
+    """A due date before alice's submission and nbgrader's "zero" penalty: the gradebook keeps her raw score and
+    nbgrader's penalty takes it all, as `nbgrader autograde` would record it."""
+    row = late_class[1]["alice"]
     assert (float(row["raw_score"]), float(row["late_submission_penalty"]), float(row["score"])) == (56, 56, 0), row
+
+
+def test_merge_writes_what_grade_writes(course, tmp_path):
+    """The class's results merged from two folders (as after Slurm, or `grade --shard`) into the gradebook as
+    generate_assignment left it: merge writes the autograded notebooks grade wrote, byte for byte, and the same
+    scores; without --submitted it refuses in one line and writes nothing."""
+    folder, instructor, _, _ = course
+    parts = [tmp_path / "part1", tmp_path / "part2"]
+    for i, student in enumerate(STUDENTS):
+        shutil.copytree(folder / "autograded" / student, parts[i % 2] / student,
+                        ignore=shutil.ignore_patterns("*.ipynb"))  # what a shard without --nbgrader-db leaves
+    work = tmp_path / "course"
+    work.mkdir()
+    shutil.copy(folder / "nbgrader_config.py", work)
+    shutil.copy(folder.parent.parent / "gradebook-released.db", work / "gradebook.db")
+    before = digest(work / "gradebook.db")
+    refused = kit(work, instructor, "merge", *map(str, parts), "--out", "merged", "--nbgrader-db", "gradebook.db")
+    assert refused.returncode == 2 and "--nbgrader-db needs --submitted SUBMITTED" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (work / "merged").exists()
+    assert digest(work / "gradebook.db") == before
+    run = kit(work, instructor, "merge", *map(str, parts), "--out", "merged", "--nbgrader-db", "gradebook.db",
+              "--submitted", str(folder / "submitted"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    for student in STUDENTS:
+        name = Path(student) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        assert (work / "merged" / name).read_bytes() == (folder / "autograded" / name).read_bytes(), student
+    from autograder.results import read_all
+
+    rows = export(work, instructor)  # the kit's scores (the course's own gradebook holds the tests' overrides)
+    assert {s: float(row["score"]) for s, row in rows.items()} == {r.student: r.score
+                                                                  for r in read_all(folder / "autograded")}
+    for student, row in rows.items():
+        timestamp = (folder / "submitted" / student / ASSIGNMENT / "timestamp.txt").read_text().strip()
+        assert float(row["max_score"]) == 56 and row["timestamp"][:19] == timestamp[:19], (student, row)
+
+
+def test_a_refused_autograde_keeps_the_submission_and_the_grades(course):
+    """carol's submitted notebook replaced by another assignment's (no conv_basics function in it): `nbgrader
+    autograde` (the formgrader's button) fails, saying the kit's reason in one line; her submitted folder and
+    every grade in the gradebook stay as they were. (Last: it leaves carol's submission replaced.)"""
+    folder, instructor, _, _ = course
+    submitted = folder / "submitted" / "carol" / ASSIGNMENT
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "class ConvNet:\n    pass\n\n\nclass FCNet:\n    pass\n\n\ndef train_one_epoch(model, loader):\n    pass\n")])
+    nbformat.write(notebook, submitted / f"{ASSIGNMENT}.ipynb")
+    files = {path: digest(path) for path in submitted.rglob("*") if path.is_file()}
+    grades = scores(folder)
+    run = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", ASSIGNMENT, "--student",
+                          "carol", "--force"], cwd=folder, env=environment(instructor), capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode != 0 and "none of the 1 notebooks" in run.stderr and "look like cnn_vs_fc" in run.stderr, (
+        run.stderr[-3000:])
+    assert {path: digest(path) for path in submitted.rglob("*") if path.is_file()} == files
+    assert scores(folder) == grades
+
+
+def scores(course: Path) -> dict[str, tuple]:
+    """Each student's score, late penalty and manual scores in the course's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {student: (gb.find_submission(ASSIGNMENT, student).score,
+                          gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student).late_submission_penalty,
+                          sorted((g.name, g.auto_score, g.manual_score)
+                                 for g in gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student).grades))
+                for student in STUDENTS}

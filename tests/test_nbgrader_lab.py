@@ -1,13 +1,15 @@
 """The nbgrader loop in real JupyterLab servers with nbgrader's extensions, driven by Chromium (issue 21).
 
-bob works in his own JupyterLab, set up as the README's student server: nbgrader's instructor tools disabled
-with nbgrader's own commands (`jupyter labextension disable` / `jupyter server extension disable`, at his user
-level). Through the Assignment List he fetches conv_basics, validates and submits it (his notebook's cells are
-written to the fetched file, as if typed: one bug in pool2d), later fetches his feedback and opens it with
-"view feedback". alice (solved) and carol (untouched) use nbgrader's exchange commands. The instructor collects
-and grades with the README's command, then works in the formgrader of his own JupyterLab: Manage Submissions,
-Manage Students, Manual Grading (override a score, add a comment), the Autograde button (the kit's sandbox grades
-again: same files, same scores), Generate and Release Feedback. `nbgrader export` gives the CSV.
+The course is the session's graded class (conftest's ``nbgrader_class``: alice solved, bob one bug, carol untouched,
+all through nbgrader's exchange commands, graded by the kit), copied. dave works in his own JupyterLab, set up as
+the README's student server: nbgrader's instructor tools disabled with nbgrader's own commands (`jupyter
+labextension disable` / `jupyter server extension disable`, at his user level). Through the Assignment List he
+fetches conv_basics, opens it (not modified by opening), validates and submits it (his notebook's cells are written
+to the fetched file, as if typed: bob's bug in pool2d), later fetches his feedback and opens it with "view
+feedback". The instructor collects and grades with the README's command (only dave is new), then works in the
+formgrader of his own JupyterLab: Manage Submissions, Manage Students, Manual Grading (override a score, add a
+comment), the Autograde button (the kit's sandbox grades again: same files, same scores), Generate and Release
+Feedback. `nbgrader export` gives the CSV.
 
 Screenshots land in _build/screenshots/nbgrader-*.png.
 """
@@ -25,7 +27,7 @@ import pytest
 
 from test_deploy_assignment import environment, nbgrader, person
 from test_jupyterlab import BIN, SHOTS, running_lab
-from test_nbgrader_course import ASSIGNMENT, BUG_MESSAGE, digest, kit, manual, released, solve
+from test_nbgrader_course import ASSIGNMENT, BUG_MESSAGE, digest, kit, manual, solve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LAB_PLUGINS_OFF = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
@@ -33,6 +35,17 @@ LAB_PLUGINS_OFF = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-ass
 LOADING_MS = 180_000  # a formgrader page asks for every submission's state: slow on a busy machine
 CREATE_ASSIGNMENT = "nbgrader-create_assignemnt"  # the id (sic) of nbgrader's "Create Assignment" sidebar panel
 SERVER_EXTENSIONS_OFF = ["nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list"]
+# The open notebook's state once the kernel's info (its language_info, which JupyterLab writes into the notebook's
+# metadata) has been applied: the test's lab exposes the application (jupyter_lab_config.json, below) to read it.
+OPENED_STATE = """async () => {
+    const notebook = window.jupyterapp.shell.currentWidget;
+    await notebook.context.ready;
+    await notebook.sessionContext.ready;
+    const info = await notebook.sessionContext.session.kernel.info;
+    await new Promise(resolve => setTimeout(resolve, 0));
+    return {dirty: notebook.context.model.dirty, kernel: info.language_info,
+            notebook: notebook.context.model.getMetadata('language_info')};
+}"""
 
 
 def shot(page, name: str) -> None:
@@ -41,20 +54,20 @@ def shot(page, name: str) -> None:
 
 
 def student_server_config(home: Path) -> None:
-    """bob's ~/.jupyter as the README sets up a student's: his nbgrader id (everyone is root in this container),
+    """dave's ~/.jupyter as the README sets up a student's: his nbgrader id (everyone is root in this container),
     nbgrader's instructor plugins disabled with `jupyter labextension disable --level=user`, and its instructor
     server extensions off in his jupyter_server_config.json (`jupyter server extension disable` refuses nbgrader's
-    modules: they declare no extension points of their own)."""
+    modules: they declare no extension points of their own). For the test only: the application exposed to it."""
     config = home / ".jupyter"
     with (config / "nbgrader_config.py").open("a") as file:
         file.write(f"c.CourseDirectory.student_id = {home.name!r}\n")
-    for plugin in LAB_PLUGINS_OFF:
-        run = subprocess.run([str(BIN / "jupyter"), "labextension", "disable", "--level=user", plugin],
-                             env={**environment(home), "JUPYTER_CONFIG_DIR": str(config)}, capture_output=True,
-                             text=True, timeout=120)
-        assert run.returncode == 0, run.stderr[-2000:]
+    run = subprocess.run([str(BIN / "jupyter"), "labextension", "disable", "--level=user", *LAB_PLUGINS_OFF],
+                         env={**environment(home), "JUPYTER_CONFIG_DIR": str(config)}, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
     (config / "jupyter_server_config.json").write_text(json.dumps(
         {"ServerApp": {"jpserver_extensions": dict.fromkeys(SERVER_EXTENSIONS_OFF, False)}}))
+    (config / "jupyter_lab_config.json").write_text(json.dumps({"LabApp": {"expose_app_in_browser": True}}))
 
 
 def assignment_list(page, url: str, token: str):
@@ -65,17 +78,12 @@ def assignment_list(page, url: str, token: str):
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    base = tmp_path_factory.mktemp("nbgrader-lab")
-    exchange, instructor, folder = released(base)
-    homes = {student: person(base, student, exchange) for student in ("alice", "bob", "carol")}
-    for student in ("alice", "carol"):
-        nbgrader(homes[student], homes[student], "fetch_assignment", ASSIGNMENT)
-        if student == "alice":
-            solve(homes[student] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", bug=False)
-        nbgrader(homes[student], homes[student], "submit", ASSIGNMENT, "--student", student)
-    student_server_config(homes["bob"])
-    return base, folder, instructor, homes["bob"]
+def course(nbgrader_class, tmp_path_factory):
+    """(base folder, course folder, instructor's home, dave's home)."""
+    base = nbgrader_class(tmp_path_factory.mktemp("nbgrader-lab") / "class")
+    dave = person(base, "dave", base / "exchange")
+    student_server_config(dave)
+    return base, base / "instructor" / "course", base / "instructor", dave
 
 
 @contextlib.contextmanager
@@ -94,20 +102,22 @@ def browsing(browser, who: str, **options):
 
 
 def test_the_nbgrader_loop_in_jupyterlab(course, browser):
-    base, folder, instructor, bob = course
+    base, folder, instructor, dave = course
     with browsing(browser, "student") as page:
-        the_loop(page, base, folder, instructor, bob)
+        the_loop(page, base, folder, instructor, dave)
 
 
-def the_loop(page, base: Path, folder: Path, instructor: Path, bob: Path) -> None:
-    with running_lab(base / "bob-lab", bob, HOME=str(bob), JUPYTER_CONFIG_DIR=str(bob / ".jupyter")) as (url, token):
+def the_loop(page, base: Path, folder: Path, instructor: Path, dave: Path) -> None:
+    with running_lab(base / "dave-lab", dave, HOME=str(dave), JUPYTER_CONFIG_DIR=str(dave / ".jupyter")) as (url,
+                                                                                                           token):
         assignment_list(page, url, token)
         page.get_by_role("button", name="Fetch").first.click()
-        notebook = bob / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        notebook = dave / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         deadline = time.monotonic() + 60
         while not notebook.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         shot(page, "student-fetched")
+        opened_unmodified(page.context, url, token)
         menu_items = page.locator(".lm-MenuBar-item").all_inner_texts()
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Nbgrader$")).click()
         nbgrader_menu = page.locator(".lm-Menu-content").last.inner_text()
@@ -119,22 +129,23 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, bob: Path) -> Non
         solve(notebook, bug=True)  # his work, as if typed
         page.locator("a.assignment-notebooks-link").first.click()  # the downloaded assignment's notebooks
         page.locator(".nested_list_item button", has_text="Validate").first.click()
-        # bob's visible pool2d test fails: validation says so (the button turns red), he submits all the same
+        # dave's visible pool2d test fails: validation says so (the button turns red), he submits all the same
         page.locator(".nested_list_item button.btn-danger").first.wait_for(timeout=120_000)
         shot(page, "student-validated")
         page.keyboard.press("Escape")
         page.get_by_role("button", name="Submit").first.click()
         inbound = next((base / "exchange").glob("*/inbound"))
         deadline = time.monotonic() + 60
-        while not list(inbound.glob("bob+*")) and time.monotonic() < deadline:
+        while not list(inbound.glob("dave+*")) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert list(inbound.glob("bob+*")), "bob's submission did not reach the exchange"
+        assert list(inbound.glob("dave+*")), "dave's submission did not reach the exchange"
         shot(page, "student-submitted")
 
         nbgrader(instructor, folder, "collect", ASSIGNMENT)
         grading = kit(folder, instructor, "grade", ASSIGNMENT, "submitted/", "--out", "autograded/",
                       "--nbgrader-db", "gradebook.db", "--workers", "2")
         assert grading.returncode == 0, grading.stderr[-3000:]
+        assert "graded 1, unchanged and skipped 3" in grading.stdout, grading.stdout  # the class was graded before
 
         with running_lab(base / "instructor-lab", folder, HOME=str(instructor),
                          JUPYTER_CONFIG_DIR=str(instructor / ".jupyter")) as (iurl, itoken):
@@ -152,6 +163,25 @@ def the_loop(page, base: Path, folder: Path, instructor: Path, bob: Path) -> Non
         shot(page, "student-feedback")
 
 
+def opened_unmodified(context, url: str, token: str) -> None:
+    """dave opens the fetched notebook (in a tab of its own): once its kernel's info is in, the notebook is not
+    modified (its language_info is the kernel's), as long as his Python is the one the course's notebooks record."""
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/lab/tree/{ASSIGNMENT}/{ASSIGNMENT}.ipynb?reset&token={token}")
+        page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=LOADING_MS)
+        state = page.evaluate(OPENED_STATE)
+        shot(page, "student-opened")
+        version = state["notebook"].pop("version", None)
+        assert {k: v for k, v in state["kernel"].items() if k != "version"} == state["notebook"], state
+        assert state["dirty"] == (state["kernel"]["version"] != version), (state, version)
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=f"{ASSIGNMENT}.ipynb").first
+        assert ("jp-mod-dirty" in tab.get_attribute("class")) == state["dirty"]
+    finally:
+        page.close()
+
+
 def submission_rows(page) -> dict[str, dict[str, str]]:
     """Manage Submissions' table: student id -> its status and score, once every row has a status."""
     page.locator("#main-table tr td.status span").first.wait_for(timeout=LOADING_MS)
@@ -167,19 +197,20 @@ def instructor_side(page, folder: Path, instructor: Path, url: str, token: str) 
     rows = submission_rows(page)
     shot(page, "formgrader-submissions")
     assert rows == {"alice": {"status": "graded", "score": "56 / 56"}, "bob": {"status": "graded", "score": "54 / 56"},
-                    "carol": {"status": "graded", "score": "0 / 56"}}, rows
+                    "carol": {"status": "graded", "score": "0 / 56"},
+                    "dave": {"status": "graded", "score": "54 / 56"}}, rows
 
     page.goto(f"{url}/formgrader/manage_students?token={token}")
     page.locator("#main-table tr td.score").first.wait_for(timeout=LOADING_MS)
     students = {row.locator("td").nth(1).inner_text().strip(): row.inner_text()
                 for row in page.locator("#main-table tr").all()}
     shot(page, "formgrader-students")
-    assert "56 / 56" in students["alice"] and "54 / 56" in students["bob"], students
+    assert "56 / 56" in students["alice"] and "54 / 56" in students["dave"], students
 
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gb:
-        submission = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "bob").id
+        submission = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "dave").id
     page.goto(f"{url}/formgrader/submissions/{submission}/?token={token}")
     page.locator("input.score#test_pool2d").wait_for(timeout=LOADING_MS)
     page.wait_for_function("() => [...document.querySelectorAll('input.score')].every(input => "  # grades loaded
@@ -193,29 +224,29 @@ def instructor_side(page, folder: Path, instructor: Path, url: str, token: str) 
     page.locator("textarea#pool2d-comment").fill("avg is a mode too: see the spec")
     page.locator("input.score#test_Conv2D").press("Tab")
     deadline = time.monotonic() + 30
-    while manual(folder, "bob", "test_Conv2D") != 3.0 and time.monotonic() < deadline:
+    while manual(folder, "dave", "test_Conv2D") != 3.0 and time.monotonic() < deadline:
         time.sleep(0.5)
     shot(page, "formgrader-manual-grading")
-    assert manual(folder, "bob", "test_Conv2D") == 3.0
+    assert manual(folder, "dave", "test_Conv2D") == 3.0
 
     nbgrader(instructor, folder, "export")
     with open(folder / "grades.csv", newline="") as table:
         exported = {row["student_id"]: row["score"] for row in csv.DictReader(table)}
-    assert {s: float(v) for s, v in exported.items()} == {"alice": 56, "bob": 52, "carol": 0}, exported
+    assert {s: float(v) for s, v in exported.items()} == {"alice": 56, "bob": 54, "carol": 0, "dave": 52}, exported
 
-    bob = folder / "autograded" / "bob" / ASSIGNMENT
-    before = {name: digest(bob / name) for name in (f"{ASSIGNMENT}.ipynb", "feedback.txt", "feedback.html")}
+    dave = folder / "autograded" / "dave" / ASSIGNMENT
+    before = {name: digest(dave / name) for name in (f"{ASSIGNMENT}.ipynb", "feedback.txt", "feedback.html")}
     page.goto(f"{url}/formgrader/manage_submissions/{ASSIGNMENT}?token={token}")
     submission_rows(page)
-    row = page.locator("#main-table tr", has=page.locator("td.student-id", has_text="bob"))
+    row = page.locator("#main-table tr", has=page.locator("td.student-id", has_text="dave"))
     row.locator("td.autograde a").click()
     page.get_by_text("Successfully autograded").wait_for(timeout=240_000)
     shot(page, "formgrader-autograded")
     assert "conv_basics on cpu: graded 1" in page.locator("#success-modal pre").inner_text()  # by the kit, sandboxed
     page.locator(".modal-footer button").first.click()
-    assert {name: digest(bob / name) for name in before} == before and (bob / "results.json").is_file()
-    assert submission_rows(page)["bob"] == {"status": "graded", "score": "52 / 56"}
-    row = page.locator("#main-table tr", has=page.locator("td.student-id", has_text="bob"))
+    assert {name: digest(dave / name) for name in before} == before and (dave / "results.json").is_file()
+    assert submission_rows(page)["dave"] == {"status": "graded", "score": "52 / 56"}
+    row = page.locator("#main-table tr", has=page.locator("td.student-id", has_text="dave"))
     row.locator("td.generate-feedback a").click()
     page.get_by_text("Successfully generated feedback").wait_for(timeout=120_000)
     page.locator(".modal-footer button").first.click()

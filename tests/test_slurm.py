@@ -140,6 +140,8 @@ def test_class_graded_as_four_tasks_equals_local_grading(course, reference, on_s
     graded = find_results(course.out, ASSIGNMENT)
     assert {s: outcome(r) for s, r in graded.items()} == {s: outcome(r) for s, r in reference.items()}
     assert all(float(row["score"]) == graded[row["student"]].score for row in rows)
+    written = {path.parent.parent.name for path in course.out.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")}
+    assert written == {s for s, r in graded.items() if r.status == "graded"}  # the merge job's autograded notebooks
     with Gradebook(f"sqlite:///{course.out.parent / 'gradebook.db'}") as gradebook:  # written by the merge job
         assert {s: gradebook.find_submission(ASSIGNMENT, s).score for s in course.students} == {
             s: r.score for s, r in graded.items()}
@@ -235,7 +237,8 @@ def test_dry_run_prints_both_scripts_without_slurm(course, tmp_path):
                  '--shard "$((SLURM_ARRAY_TASK_ID + 1))/3"', '--workers "$SLURM_CPUS_ON_NODE" --device cuda \\\n    --lms canvas\n']:
         assert line in array, array
     assert "--gres" not in merge and "#SBATCH --partition=gpu" in merge, merge
-    assert f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'}\n" in merge
+    assert (f"merge {tmp_path / 'out'} \\\n    --out {tmp_path / 'out'} --nbgrader-db {tmp_path / 'gradebook.db'} \\\n"
+            f"    --submitted {course.submitted}\n") in merge, merge
     assert not (tmp_path / "out").exists()
     for what, path in [("SUBMITTED", course.submitted), ("OUT", tmp_path / "out"),
                        ("--nbgrader-db", tmp_path / "gradebook.db")]:  # the test's folders are all under /tmp
