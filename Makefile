@@ -66,7 +66,7 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	touch $@
 
 test: setup chromium slurm tools/node_modules/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25   # the 25 slowest steps close the log: where the time goes
 
 bench: setup
 	$(BIN)/python bench/bench_book.py
