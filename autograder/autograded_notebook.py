@@ -40,9 +40,13 @@ def tests_text(tests: list[TestResult]) -> str:
 
 
 def autograded(result: SubmissionResult, submitted: Path, book_url: str | None = None) -> nbformat.NotebookNode:
-    """``submitted`` (the notebook graded), each ``test_<function>`` cell showing that function's hidden tests."""
+    """``submitted`` (the notebook graded), each ``test_<function>`` cell showing that function's hidden tests; a
+    notebook not graded (another assignment's, say) opens with a cell saying why."""
     book_url = published_book() if book_url is None else book_url
     notebook = nbformat.read(submitted, as_version=4)  # read by the grader already: it is a notebook
+    if result.status != GRADED:
+        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"**Not graded ({result.status})**: " + html.escape(" ".join(result.causes))))
     for cell in notebook.cells:
         nbgrader = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not nbgrader.get("grade"):

@@ -80,9 +80,13 @@ def parser() -> arguments.Parser:
     p.add_argument("--roster", type=arguments.existing_file, metavar="CSV",
                    help="the class list (a CSV with an id column, as `nbgrader db student import` reads): "
                         "submissions are filed under its ids, and its students without one listed (default: none)")
-    p.add_argument("--shard", type=arguments.shard, metavar="K/N",
-                   help="grade only slice K of N disjoint slices of the class (merge them with "
-                        "`python -m autograder merge`; default: everyone)")
+    one = p.add_mutually_exclusive_group()
+    one.add_argument("--shard", type=arguments.shard, metavar="K/N",
+                     help="grade only slice K of N disjoint slices of the class (merge them with "
+                          "`python -m autograder merge`; default: everyone)")
+    one.add_argument("--student", metavar="ID",
+                     help="grade only this student of the class, as `nbgrader autograde --student` does (the "
+                          "formgrader's Autograde button runs it so); the others' results stay as they are")
     p.add_argument("--suites", type=Path, default=SUITES, help=argparse.SUPPRESS)
     return p
 
@@ -194,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def grade_found(p: arguments.Parser, args, found: Found) -> int:
+    present = set(found.students)  # the class in SUBMITTED: whose results are not marked absent
+    if args.student:
+        if args.student not in present:
+            p.error(f"--student {args.student}: {args.submitted} holds no {args.assignment} submission of theirs")
+        found.keep(args.student)
     if like := refuse_other_assignments(found, args.suites, args.assignment):
         print(f"{p.prog}: none of the {len(found.refused)} notebooks in {args.submitted} is {args.assignment}: they "
               f"look like {like} (python -m autograder grade {like} ...); nothing graded", file=sys.stderr)
@@ -224,11 +233,11 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
               + ("" if os.environ.get("COURSE_BOOK_URL") else " (set COURSE_BOOK_URL to link your own copy)"),
               file=sys.stderr)
     run = grade_all(p, args, found, students, device, watcher) if students else Run()
-    if not args.shard or args.shard[0] == 1:  # what is said of the class as a whole: said once
+    if not args.student and (not args.shard or args.shard[0] == 1):  # said of the class as a whole: said once
         run.not_graded.update(found.unusable)
         run.ignored, run.missing, run.late = found.ignored, found.missing, sorted(found.late)
     if found.layout != "one notebook":
-        run.absent = mark_absent(args.out, args.assignment, set(found.students))
+        run.absent = mark_absent(args.out, args.assignment, present)
     copy_submission_files(found, students, args.out, args.assignment)
     results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results, found.missing, args.assignment))
@@ -252,22 +261,23 @@ def copy_submission_files(found: Found, students: list[str], out: Path, assignme
     from autograder.gradebook import SUBMISSION_FILES
 
     for student in students:
-        folder = out / student / assignment
-        if student not in found.notebooks or not folder.is_dir():
+        folder, notebook = out / student / assignment, found.submitted(student)
+        if notebook is None or not folder.is_dir():
             continue
         for name in SUBMISSION_FILES:
-            if (found.notebooks[student].parent / name).is_file():
-                write_atomic(folder / name, (found.notebooks[student].parent / name).read_text())
+            if (notebook.parent / name).is_file():
+                write_atomic(folder / name, (notebook.parent / name).read_text())
 
 
 def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str], results: list) -> None:
-    """The autograded notebooks of this run's students, then every result of the assignment into the gradebook;
-    a gradebook that cannot take them is said in one line (exit status 2) and left as it was."""
+    """The autograded notebooks of this run's students (another assignment's too, saying so), then every result of
+    the assignment into the gradebook; a gradebook that cannot take them is said in one line (exit status 2) and
+    left as it was."""
     from autograder import autograded_notebook, gradebook
 
     for result in results:
-        if result.student in students and result.student in found.notebooks:
-            autograded_notebook.write(result, found.notebooks[result.student], args.out)
+        if result.student in students and (notebook := found.submitted(result.student)):
+            autograded_notebook.write(result, notebook, args.out)
     gradebook.record_or_refuse(p, args.nbgrader_db, results, args.out,
                                f"the results in {args.out} are written; the gradebook is not")
 

@@ -3,22 +3,20 @@
 ``nbgrader_config.py`` puts :class:`SandboxGrade` in place of nbgrader's grading steps
 (``c.Autograde.autograde_preprocessors``): nbgrader still checks the submission, records the student and copies
 the files, but the notebook is never executed in a kernel of the instructor's. For each submission it runs
-``python -m autograder grade`` on that one notebook (the hidden suite, each submission in its own sandbox),
-writing the kit's results, the autograded notebook and the gradebook exactly as ``grade --nbgrader-db`` does,
-and hands nbgrader that autograded notebook to save.
+``python -m autograder grade --student`` on that student (the hidden suite, each submission in its own sandbox),
+writing the kit's results, the autograded notebook and the gradebook exactly as ``grade --nbgrader-db --student``
+does, and hands nbgrader that autograded notebook to save. A notebook the kit does not grade (another assignment's)
+gets the result and the notebook a class grade gives it, saying why: nbgrader has removed the student's earlier
+autograded folder by then, and a failure here would leave it empty.
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
-
-from autograder.gradebook import SUBMISSION_FILES
 
 
 class GradingFailed(RuntimeError):
@@ -38,14 +36,9 @@ class SandboxGrade(NbGraderPreprocessor):
         db = ids["db_url"].removeprefix("sqlite:///")
         if db == ids["db_url"]:
             raise GradingFailed(f"the kit writes sqlite gradebooks only, not {ids['db_url']}")
-        with tempfile.TemporaryDirectory(prefix="nbgrader-autograde-") as staging:
-            folder = Path(staging) / student / assignment  # this one submission, in nbgrader's layout
-            folder.mkdir(parents=True)
-            for file in (f"{name}.ipynb", *SUBMISSION_FILES):
-                if (submitted / file).is_file():
-                    shutil.copy2(submitted / file, folder / file)
-            run = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, staging, "--out", str(out),
-                                  "--nbgrader-db", db, "--workers", "1"], capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(submitted.parent.parent),
+                              "--student", student, "--out", str(out), "--nbgrader-db", db, "--workers", "1"],
+                             capture_output=True, text=True)
         for line in (run.stderr + run.stdout).splitlines():
             if line.startswith(("gradebook: ", f"{assignment} on ", "  ")):
                 self.log.info(line)

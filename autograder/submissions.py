@@ -63,6 +63,7 @@ class Refusal:
     """Why a student's notebook is not graded; a result saying so is written for the student."""
     status: str   # a few words for grades.csv: "several notebooks", "no notebook"
     reason: str   # one line for the instructor and the student
+    notebook: Path | None = None  # the notebook refused, where it was read (another assignment's)
 
 
 @dataclass
@@ -79,6 +80,17 @@ class Found:
     @property
     def students(self) -> list[str]:
         return sorted({*self.notebooks, *self.refused})
+
+    def submitted(self, student: str) -> Path | None:
+        """The notebook ``student`` submitted: the one graded, or one refused as another assignment's."""
+        refused = self.refused.get(student)
+        return self.notebooks.get(student) or (refused.notebook if refused else None)
+
+    def keep(self, student: str) -> None:
+        """Forget every submission but ``student``'s (who is one of :attr:`students`)."""
+        self.notebooks = {s: n for s, n in self.notebooks.items() if s == student}
+        self.refused = {s: r for s, r in self.refused.items() if s == student}
+        self.late &= {student}
 
     def close(self) -> None:
         if self.unpacked:
@@ -416,8 +428,9 @@ def words(path: Path) -> set[str] | None:
 
 def refuse_other_assignments(found: Found, suites: Path, assignment: str) -> str:
     """Refuse the notebooks that are not ``assignment``'s (none of the names it asks for appears in them), each
-    naming the assignment it looks like. Returns that assignment when every notebook was refused and all look
-    like the same one (the instructor gave the wrong assignment), else ""."""
+    naming the assignment it looks like. Returns that assignment when every notebook of a class (two or more) was
+    refused and all look like the same one (the instructor gave the wrong assignment), else "": one notebook alone
+    (nbgrader autograde's, Gradescope's) is its student's mistake, and its result says so."""
     known = {a.name: subjects(suites, a.name) for a in suites.iterdir() if a.is_dir() and list(a.glob("test_*.py"))}
     wanted, others = known.get(assignment, set()), set()
     for student, path in list(found.notebooks.items()):
@@ -433,8 +446,10 @@ def refuse_other_assignments(found: Found, suites: Path, assignment: str) -> str
         found.refused[student] = Refusal(
             "another assignment", f"this notebook is not {assignment}: it has none of {', '.join(sorted(wanted))}"
             + (f"; it looks like {like} ({', '.join(sorted(known[like] & have))})" if like else "")
-            + f"; submit your {assignment} notebook")
-    return others.pop() if others and len(others) == 1 and not found.notebooks and "" not in others else ""
+            + f"; submit your {assignment} notebook", path)
+    elsewhere = [r for r in found.refused.values() if r.status == "another assignment"]
+    mistaken = len(elsewhere) > 1 and not found.notebooks and len(others) == 1 and "" not in others
+    return others.pop() if mistaken else ""
 
 
 def shard(students: list[str], k: int, n: int) -> list[str]:

@@ -10,6 +10,7 @@ assignment, a Python without the venv and Ctrl-C.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -511,6 +512,18 @@ def test_a_class_of_the_other_assignment_is_refused_naming_it(tmp_path):
     assert ("none of the 2 notebooks in" in run.stderr and "is cnn_vs_fc: they look like conv_basics "
             "(python -m autograder grade conv_basics ...); nothing graded") in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_one_notebook_of_the_other_assignment_gets_a_result_saying_so(tmp_path):
+    """One notebook alone (Gradescope's upload, nbgrader autograde's one student) of the other assignment is the
+    student's mistake, not the instructor's: a result of 0 that names the assignment it looks like, exit 1."""
+    run = autograder("grade", "cnn_vs_fc", str(SOLUTION), "--out", str(tmp_path / "out"))
+    assert run.returncode == 1, run.stdout + run.stderr[-2000:]
+    result = json.loads((tmp_path / "out" / "conv_basics" / "cnn_vs_fc" / "results.json").read_text())
+    assert result["score"] == 0 and result["extra_data"]["status"] == "another assignment", result
+    assert ("this notebook is not cnn_vs_fc: it has none of" in result["output"]
+            and "it looks like conv_basics" in result["output"] and "submit your cnn_vs_fc notebook" in result["output"])
 
 
 def test_without_the_venv_one_line_and_nothing_written(tmp_path):

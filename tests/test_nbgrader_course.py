@@ -7,7 +7,7 @@ with nbgrader's exchange commands; the instructor collects and grades with the R
 gradebook. Then nbgrader's own views must agree with the kit: `nbgrader export`, and NbGraderAPI, the layer the
 formgrader's Manage Submissions and Manage Students pages are drawn from. A manual override survives a regrade;
 `nbgrader autograde` (what the formgrader's Autograde button runs) grades in the sandbox and gives the same files
-and scores, and one the kit refuses changes no grade and no submission; generate_feedback and release_feedback
+and scores, and one of another assignment gets the result a class grade gives it; generate_feedback and release_feedback
 return the kit's messages, which bob fetches. `merge --nbgrader-db` (as after Slurm) writes the same autograded
 notebooks and scores as grade.
 
@@ -314,24 +314,41 @@ def test_merge_writes_what_grade_writes(course, tmp_path):
         assert float(row["max_score"]) == 56 and row["timestamp"][:19] == timestamp[:19], (student, row)
 
 
-def test_a_refused_autograde_keeps_the_submission_and_the_grades(course):
+def test_autograde_of_another_assignment_says_so_and_keeps_the_class(course):
     """carol's submitted notebook replaced by another assignment's (no conv_basics function in it): `nbgrader
-    autograde` (the formgrader's button) fails, saying the kit's reason in one line; her submitted folder and
-    every grade in the gradebook stay as they were. (Last: it leaves carol's submission replaced.)"""
+    autograde` (the formgrader's button; nbgrader first removes her autograded folder) leaves what a class grade
+    leaves: a result of 0 that names the assignment it looks like, an autograded notebook opening with it, and her
+    gradebook row at 0; her submission, every other student's files and grades, and their place in grades.csv stay
+    as they were. (Last: it leaves carol's submission replaced.)"""
     folder, instructor, _, _ = course
     submitted = folder / "submitted" / "carol" / ASSIGNMENT
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "class ConvNet:\n    pass\n\n\nclass FCNet:\n    pass\n\n\ndef train_one_epoch(model, loader):\n    pass\n")])
     nbformat.write(notebook, submitted / f"{ASSIGNMENT}.ipynb")
     files = {path: digest(path) for path in submitted.rglob("*") if path.is_file()}
+    others = {path: digest(path) for student in ("alice", "bob")
+              for path in (folder / "autograded" / student).rglob("*") if path.is_file()}
     grades = scores(folder)
     run = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", ASSIGNMENT, "--student",
                           "carol", "--force"], cwd=folder, env=environment(instructor), capture_output=True,
                          text=True, timeout=600)
-    assert run.returncode != 0 and "none of the 1 notebooks" in run.stderr and "look like cnn_vs_fc" in run.stderr, (
-        run.stderr[-3000:])
+    assert run.returncode == 0, run.stderr[-3000:]
+    carol = folder / "autograded" / "carol" / ASSIGNMENT
+    result = json.loads((carol / "results.json").read_text())
+    assert result["score"] == 0 and result["extra_data"]["status"] == "another assignment", result
+    reason = f"this notebook is not {ASSIGNMENT}: it has none of"
+    assert reason in result["output"] and "it looks like cnn_vs_fc" in result["output"], result["output"]
+    first = nbformat.read(carol / f"{ASSIGNMENT}.ipynb", as_version=4).cells[0]
+    assert first.cell_type == "markdown" and "Not graded (another assignment)" in first.source, first
+    assert "looks like cnn_vs_fc" in (carol / "feedback.txt").read_text()
     assert {path: digest(path) for path in submitted.rglob("*") if path.is_file()} == files
-    assert scores(folder) == grades
+    assert {path: digest(path) for path in others} == others
+    after = scores(folder)
+    assert after["carol"][0] == 0 and {s: after[s] for s in ("alice", "bob")} == {s: grades[s] for s in ("alice", "bob")}
+    with open(folder / "autograded" / "grades.csv", newline="") as table:
+        rows = {row["student"]: row for row in csv.DictReader(table)}
+    assert [rows[s]["in_last_run"] for s in STUDENTS] == ["yes", "yes", "yes"], rows
+    assert rows["carol"]["status"] == "another assignment", rows["carol"]
 
 
 def scores(course: Path) -> dict[str, tuple]:
