@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,30 @@ def built_site() -> Path:
     return ROOT / "_build" / "html"
 
 
+@dataclass(frozen=True)
+class Generated:
+    """What `make exercises` makes, made in a scratch folder: ``release`` (the student versions of every
+    assignment) and ``gradebook``; the repository's own gradebook and nbgrader log, as (name, mtime or False),
+    before and after."""
+    release: Path
+    gradebook: Path
+    repository_before: list
+    repository_after: list
+
+
+def repository_state() -> list:
+    return [(name, (ROOT / name).exists() and (ROOT / name).stat().st_mtime)
+            for name in ("gradebook.db", ".nbgrader.log")]
+
+
 @pytest.fixture(scope="session")
-def course_gradebook(tmp_path_factory) -> Path:
-    """A gradebook as `make exercises` leaves it: every assignment recorded by `nbgrader generate_assignment`
-    (into a scratch folder; the repository's own gradebook is not touched). Copy it before writing into it."""
+def generated(tmp_path_factory) -> Generated:
+    """Every assignment of solutions/ through `nbgrader generate_assignment`, into a scratch release folder and
+    gradebook, once per session: test_exercises.py compares the release with exercises/, and the gradebook is
+    ``course_gradebook``."""
     base = tmp_path_factory.mktemp("gradebook")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs alembic from PATH
+    before = repository_state()
     for assignment in sorted(folder.name for folder in (ROOT / "solutions").iterdir() if folder.is_dir()):
         run = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force",
                               f"--CourseDirectory.root={ROOT}",
@@ -47,7 +66,14 @@ def course_gradebook(tmp_path_factory) -> Path:
                               f"--CourseDirectory.db_url=sqlite:///{base / 'gradebook.db'}"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return base / "gradebook.db"
+    return Generated(base / "release", base / "gradebook.db", before, repository_state())
+
+
+@pytest.fixture(scope="session")
+def course_gradebook(generated) -> Path:
+    """A gradebook as `make exercises` leaves it: every assignment recorded by `nbgrader generate_assignment`
+    (into a scratch folder; the repository's own gradebook is not touched). Copy it before writing into it."""
+    return generated.gradebook
 
 
 @pytest.fixture(scope="session")

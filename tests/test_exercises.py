@@ -152,27 +152,18 @@ def test_nbgrader_config_points_at_solutions_and_exercises():
 
 
 @pytest.mark.slow
-def test_exercises_are_in_sync_with_solutions(tmp_path):
-    """Regenerate both assignments into a scratch release folder (and a scratch gradebook): the committed
-    exercises/ must be byte for byte what nbgrader makes of solutions/ (run `make exercises` to fix).
-    nbgrader 0.9's output is deterministic (two generations are identical), so this holds run after run."""
-    release = tmp_path / "release"
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # nbgrader runs alembic
-    state = lambda: [(name, (ROOT / name).exists() and (ROOT / name).stat().st_mtime)  # noqa: E731
-                     for name in ("gradebook.db", ".nbgrader.log")]
-    before = state()
-    for assignment in ASSIGNMENTS:
-        run = subprocess.run(
-            [str(BIN / "nbgrader"), "generate_assignment", assignment, "--force",
-             f"--CourseDirectory.root={ROOT}", f"--CourseDirectory.release_directory={release}",
-             f"--CourseDirectory.db_url=sqlite:///{tmp_path / 'gradebook.db'}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert state() == before, "nbgrader touched the repository's gradebook or log"
-    generated = sorted(p.relative_to(release) for p in release.rglob("*") if p.is_file())
+def test_exercises_are_in_sync_with_solutions(generated):
+    """Every assignment regenerated into a scratch release folder (and a scratch gradebook; conftest's
+    ``generated``, once per session): the committed exercises/ must be byte for byte what nbgrader makes of
+    solutions/ (run `make exercises` to fix). nbgrader 0.9's output is deterministic (two generations are
+    identical), so this holds run after run."""
+    release = generated.release
+    assert generated.repository_after == generated.repository_before, (
+        "nbgrader touched the repository's gradebook or log")
+    made = sorted(p.relative_to(release) for p in release.rglob("*") if p.is_file())
     committed = sorted(p.relative_to(ROOT / "exercises") for p in (ROOT / "exercises").rglob("*") if p.is_file())
-    assert generated == committed, f"exercises/ holds {committed}, nbgrader generates {generated}"
-    for relative in generated:
+    assert made == committed, f"exercises/ holds {committed}, nbgrader generates {made}"
+    for relative in made:
         assert (release / relative).read_bytes() == (ROOT / "exercises" / relative).read_bytes(), (
             f"exercises/{relative} differs from what nbgrader generates from solutions/: run `make exercises`")
 
