@@ -118,9 +118,12 @@ def errors(notebook) -> list[tuple[int, str, str]]:
 
 
 def validate(path: Path) -> str:
+    """`nbgrader validate` as a student runs it, but for nbclient's wait for a cell's last output after its reply
+    (4 s by default, an error when spent): six notebooks run at once here, and on a loaded machine a plot's output
+    came later than that (CellTimeoutError at load 10), which says nothing about the notebook."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    run = subprocess.run([str(BIN / "nbgrader"), "validate", path.name], cwd=path.parent, env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run([str(BIN / "nbgrader"), "validate", path.name, "--Execute.iopub_timeout=120"],
+                         cwd=path.parent, env=env, capture_output=True, text=True, timeout=600)
     return run.stdout + run.stderr
 
 
