@@ -500,8 +500,11 @@ result = (initial, describe(net), logits, evaluate_error)
 
 def trained(submission, mnist, seed: int = 0, epochs: int = EPOCHS) -> Rebuilt:
     """DesignNet() trained as the notebook's comparison cell trains it (:data:`COMPARISON`), rebuilt here; raises
-    :class:`NotRebuildable` when it is not the net whose budgets were measured, or its weights did not train."""
-    counted, _, X = untrained(submission, seed)
+    :class:`NotRebuildable` when it is not the net whose budgets were measured, or its weights did not train. A net
+    that cannot be rebuilt, or whose trace is not what it computes, is refused before any training (it would be
+    after it: the graph is the same)."""
+    counted, untrained_logits, X = untrained(submission, seed)
+    same_outputs(rebuild(counted), X, untrained_logits, f"{CALL}(X) before training, for X of shape (4, 1, 28, 28)")
     initial, final, logits, evaluate_error = submission.run(
         SANDBOX + COMPARISON.format(seed=seed, epochs=epochs), images=mnist.images, labels=mnist.labels,
         notebook_images=mnist.notebook_images, notebook_labels=mnist.notebook_labels, X=X, timeout=120,
