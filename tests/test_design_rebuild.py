@@ -358,8 +358,10 @@ class DesignNet(nn.Module):
 
 
 @pytest.mark.parametrize("forward, extra, words", [
-    ("x = F.relu(self.conv(x))\n        return self.fc(F.max_pool2d(x - x.amax(1, keepdim=True), 4).flatten(1))", "", "its forward uses the tensor method .amax(), which the grader does not rebuild"),
-    ("x = (x * self.mask).mean(1, keepdim=True)\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4).flatten(1))",
+    ("x = F.relu(self.conv(x))\n        return self.fc(F.max_pool2d(x - x.amax(1, keepdim=True), 4)"
+     ".flatten(1))", "", "its forward uses the tensor method .amax(), which the grader does not rebuild"),
+    ("x = (x * self.mask).mean(1, keepdim=True)\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4)"
+     ".flatten(1))",
      "        self.register_buffer('mask', torch.rand(1, 16, 28, 28))",
      "computes with 14,098 weights (its layers' parameters and every tensor its forward reads, buffers included)"),
     ("self.calls = getattr(self, 'calls', 0) + 1\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4)"
