@@ -249,28 +249,13 @@ class Counter(nn.Module):
         return self.fc(F.relu(self.conv(x)).flatten(1)) * (2 if self.calls > 1 else 1)
 
 
-class TracedElsewhere(nn.Module):
-    """Shows torch.fx a small ConvNet and, when run on tensors, adds a dense layer the trace never sees."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.fc, self.dense = nn.Conv2d(1, 4, 5), nn.Linear(4 * 6 * 6, 10), nn.Linear(784, 10)
-
-    def forward(self, x):
-        logits = self.fc(F.max_pool2d(F.relu(self.conv(x)), 4).flatten(1))
-        return logits if isinstance(x, torch.fx.Proxy) else logits + self.dense(x.flatten(1))
-
-
 UNTRACEABLE = "what torch.fx traced is not what it computes"
-GAMING = {  # the net, and each hidden design test it fails with an excerpt of the message: no other may fail
-    "named_parameters_lies": (Lying, {"parameters": "computes with 157,486 weights"}),
+GAMING = {  # the net, and each hidden design test it fails with an excerpt of the message: no other may fail. A lying
+    # named_parameters(), an identity "activation" and a trace of another net are students of tests/realistic/
+    # (fixed_filters_design, identity_activation_design, traced_elsewhere_design), graded by the real grader
     "weights_in_buffers": (BufferWeights, {"parameters": f"computes with {2 + 200 * 784 + 10 * 200:,} weights"}),
     "trace_of_the_first_call": (Counter, dict.fromkeys(["forward", "parameters", "multiply_adds", "activation"],
                                                        UNTRACEABLE)),
-    "trace_of_another_net": (TracedElsewhere, dict.fromkeys(["forward", "parameters", "multiply_adds", "activation"],
-                                                            UNTRACEABLE)),
-    "identity_activation": (lambda: conv_then(lambda x: F.leaky_relu(x, negative_slope=1.0)), {
-        "activation": "leaky_relu(..., negative_slope=1.0, inplace=False) computes a linear function there"}),
 }
 
 
@@ -282,21 +267,10 @@ def test_nets_that_game_a_rule_lose_what_the_rule_says(net):
     assert all(excerpt in failed[name] for name, excerpt in expected.items()), failed
 
 
-class Frozen(nn.Module):
-    """Weights fitted elsewhere, kept out of the optimiser's reach: a convolution of 208 values."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.fc = nn.Conv2d(1, 8, 5), nn.Linear(8 * 12 * 12, 10)
-        self.conv.requires_grad_(False)
-
-    def forward(self, x):
-        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
-
-
 class FrozenPieces(nn.Module):
-    """The same in tensors of 100 values or fewer: a 5×5 convolution of 4 channels and a head cut into 16 linear
-    layers of 9 inputs each, all frozen; only the 10 values of a bias are learned."""
+    """Frozen weights (one frozen layer is tests/realistic's fixed_filters_design) in tensors of 100 values or fewer:
+    a 5×5 convolution of 4 channels and a head cut into 16 linear layers of 9 inputs each, all frozen; only the 10
+    values of a bias are learned."""
 
     def __init__(self):
         super().__init__()
@@ -313,16 +287,14 @@ class FrozenPieces(nn.Module):
         return logits
 
 
-@pytest.mark.parametrize("make, words", [
-    (Frozen, "training changed none of the 208 values of conv.weight, conv.bias:"),
-    (FrozenPieces, "training changed none of the 1,704 values of conv.weight, conv.bias, pieces.0.weight, "
-                   "pieces.0.bias, pieces.1.weight, pieces.1.bias and 28 more:")])
-def test_frozen_weights_are_refused_after_training(make, words):
+def test_frozen_weights_are_refused_after_training_however_small_each_tensor():
+    words = ("training changed none of the 1,704 values of conv.weight, conv.bias, pieces.0.weight, pieces.0.bias, "
+             "pieces.1.weight, pieces.1.bias and 28 more:")
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (64,), generator=generator)
     data = type("Data", (), dict(images=images, labels=labels, notebook_images=images, notebook_labels=labels))
-    submission = InProcess(DesignNet=make, train_one_epoch=lambda m, loader, o, c, d: [
+    submission = InProcess(DesignNet=FrozenPieces, train_one_epoch=lambda m, loader, o, c, d: [
         (o.zero_grad(), c(m(X), y).backward(), o.step()) for X, y in loader], evaluate=lambda *args: None)
     with pytest.raises(design.NotRebuildable, match=re.escape(words)):
         design.trained(submission, data, epochs=1)
@@ -386,8 +358,10 @@ class DesignNet(nn.Module):
 
 
 @pytest.mark.parametrize("forward, extra, words", [
-    ("x = F.relu(self.conv(x))\n        return self.fc(F.max_pool2d(x - x.amax(1, keepdim=True), 4).flatten(1))", "", "its forward uses the tensor method .amax(), which the grader does not rebuild"),
-    ("x = (x * self.mask).mean(1, keepdim=True)\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4).flatten(1))",
+    ("x = F.relu(self.conv(x))\n        return self.fc(F.max_pool2d(x - x.amax(1, keepdim=True), 4)"
+     ".flatten(1))", "", "its forward uses the tensor method .amax(), which the grader does not rebuild"),
+    ("x = (x * self.mask).mean(1, keepdim=True)\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4)"
+     ".flatten(1))",
      "        self.register_buffer('mask', torch.rand(1, 16, 28, 28))",
      "computes with 14,098 weights (its layers' parameters and every tensor its forward reads, buffers included)"),
     ("self.calls = getattr(self, 'calls', 0) + 1\n        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 4)"

@@ -72,7 +72,7 @@ def design_accuracy(submission, mnist) -> tuple[float, float, int, str]:
             trained[id(submission)] = (design.accuracy(net, mnist.held_out_images, mnist.held_out_labels),
                                        notebook, norms, net.evaluate_error)
         except design.NotRebuildable as error:
-            trained[id(submission)] = AssertionError(f"the trained {design.CALL} cannot be graded: {error}")
+            trained[id(submission)] = AssertionError(f"{design.CALL} cannot be graded: {error}")
         except AssertionError as error:
             trained[id(submission)] = error
     if isinstance(trained[id(submission)], AssertionError):
