@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out {args.out} lies inside SUBMITTED {args.submitted}: results would be read as submissions; "
                 "give a folder outside it")
     arguments.check_installed(p)
-    workers = Workers()  # forked before anything about the class is read: the sandboxes come from it
+    # Forked before anything about the class is read, the sandboxes' ancestor; a notebook graded alone is all this
+    # process will know of
+    workers = Workers(forked=not (args.submitted.suffix == ".ipynb" and args.submitted.is_file() and not args.roster))
     try:
         try:
             roster = read_roster(args.roster) if args.roster else None
