@@ -6,10 +6,7 @@ loaded only when there is something to grade.
 from __future__ import annotations
 
 import argparse
-import gc
-import multiprocessing
 import os
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from autograder.results import (LayoutError, grades_csv, mark_absent, published_
 from autograder.sandbox import Limits
 from autograder.submissions import (LMS, LMS_EXAMPLES, Found, NothingToGrade, find_submissions, layouts, read_roster,
                                     refuse_other_assignments, shard, shown)
+from autograder.workers import Workers
 
 ALL_GRADED, SOME_NOT_GRADED, USAGE = 0, 1, 2  # exit statuses, as the epilog documents them
 EPILOG = f"""\
@@ -125,8 +123,8 @@ class Run:
 def start_gpu_watch(device: str) -> gpu_watch.WatcherProcess | None:
     """The GPU memory watcher, started now in a process of its own, where a GPU may be used.
 
-    Nothing in this process may start CUDA or NVML, not even to ask whether there is a GPU
-    (``torch.cuda.is_available()`` starts NVML): the sandboxes are forked from it. The watcher answers.
+    Neither this process nor the one the sandboxes come from (:mod:`autograder.workers`) may start CUDA or NVML,
+    not even to ask whether there is a GPU (``torch.cuda.is_available()`` starts NVML): the watcher answers.
     """
     if device == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES") == "" or not gpu_watch.nvidia_driver_loaded():
         return None
@@ -159,7 +157,7 @@ def resolve_device(device: str, watcher: gpu_watch.WatcherProcess | None) -> tup
 
 def fitted_limits(limits: Limits, workers: int) -> Limits:
     """``limits``, with the sandboxes' memory cap below the container's memory limit when there is one
-    (measured with torch loaded, as the workers will start)."""
+    (measured once the workers are started, torch loaded)."""
     from autograder.sandbox.limits import container_memory, fit_to_container
 
     memory = container_memory()
@@ -182,22 +180,28 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out {args.out} lies inside SUBMITTED {args.submitted}: results would be read as submissions; "
                 "give a folder outside it")
     arguments.check_installed(p)
+    # Forked before anything about the class is read, the sandboxes' ancestor; a notebook graded alone is all this
+    # process will know of
+    workers = Workers(forked=not (args.submitted.suffix == ".ipynb" and args.submitted.is_file() and not args.roster))
     try:
-        roster = read_roster(args.roster) if args.roster else None
-    except ValueError as error:
-        p.error(str(error))
-    try:
-        found = find_submissions(args.submitted, args.assignment, args.lms, roster)
-    except NothingToGrade as error:
-        print(f"{p.prog}: {error}", file=sys.stderr)
-        return USAGE
-    try:
-        return grade_found(p, args, found)
+        try:
+            roster = read_roster(args.roster) if args.roster else None
+        except ValueError as error:
+            p.error(str(error))
+        try:
+            found = find_submissions(args.submitted, args.assignment, args.lms, roster)
+        except NothingToGrade as error:
+            print(f"{p.prog}: {error}", file=sys.stderr)
+            return USAGE
+        try:
+            return grade_found(p, args, found, workers)
+        finally:
+            found.close()
     finally:
-        found.close()
+        workers.close()
 
 
-def grade_found(p: arguments.Parser, args, found: Found) -> int:
+def grade_found(p: arguments.Parser, args, found: Found, workers: Workers) -> int:
     present = set(found.students)  # the class in SUBMITTED: whose results are not marked absent
     if args.student:
         if args.student not in present:
@@ -232,7 +236,7 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
         print(f"feedback links the book at {published_book() or '(nowhere: no address known)'}"
               + ("" if os.environ.get("COURSE_BOOK_URL") else " (set COURSE_BOOK_URL to link your own copy)"),
               file=sys.stderr)
-    run = grade_all(p, args, found, students, device, watcher) if students else Run()
+    run = grade_all(p, args, found, students, device, watcher, workers) if students else Run()
     if not args.student and (not args.shard or args.shard[0] == 1):  # said of the class as a whole: said once
         run.not_graded.update(found.unusable)
         run.ignored, run.missing, run.late = found.ignored, found.missing, sorted(found.late)
@@ -242,9 +246,7 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
     results = read_all(args.out)  # every assignment graded into this folder
     write_atomic(args.out / "grades.csv", grades_csv(results, found.missing, args.assignment))
     if reported := len({r.student for r in results}) > 1:  # a class (not Gradescope's one notebook): its report
-        from autograder.report import report  # matplotlib: only once there are results to draw
-
-        write_atomic(args.out / "report.html", report(results, args.out))
+        write_atomic(args.out / "report.html", workers.call(drawn_report, results, args.out))
     if args.nbgrader_db and students:
         write_gradebook(p, args, found, students, [r for r in results if r.assignment == args.assignment])
     sliced = f", {len(students)} in shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
@@ -253,6 +255,13 @@ def grade_found(p: arguments.Parser, args, found: Found) -> int:
           f"{args.out / 'grades.csv'}" + (f", report in {args.out / 'report.html'}" if reported else ""))
     print(run.summary(args.assignment, device, args.submitted), flush=True)
     return SOME_NOT_GRADED if run.not_graded else ALL_GRADED
+
+
+def drawn_report(results: list, out: Path) -> str:
+    """The class's report, drawn where the workers' process has matplotlib loaded already (:meth:`Workers.call`)."""
+    from autograder.report import report  # matplotlib: only once there are results to draw
+
+    return report(results, out)
 
 
 def copy_submission_files(found: Found, students: list[str], out: Path, assignment: str) -> None:
@@ -283,14 +292,12 @@ def write_gradebook(p: arguments.Parser, args, found: Found, students: list[str]
 
 
 def grade_all(p: arguments.Parser, args, found: Found, students: list[str], device: str,
-              watcher: gpu_watch.WatcherProcess | None) -> Run:
-    """Grade ``students`` in a pool of forked workers (torch is imported once, before the fork); on CUDA,
-    ``watcher`` keeps each sandbox within its share of the GPU."""
-    import torch
+              watcher: gpu_watch.WatcherProcess | None, workers: Workers) -> Run:
+    """Grade ``students`` with ``workers`` (:mod:`autograder.workers`: torch is imported once, before they fork);
+    on CUDA, ``watcher`` keeps each sandbox within its share of the GPU."""
     from tqdm import tqdm
 
     from autograder import runner
-    from autograder.sandbox.child import preload
     from autograder.sandbox.limits import fit_to_gpu
 
     try:
@@ -298,23 +305,22 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
         runner.check_reachable()
     except runner.GraderError as error:
         p.error(str(error))
-    workers = min(args.workers, len(students))
-    preload()  # once, before the workers fork: torch is imported once per grading run
-    runner.prepare()
-    gc.freeze()  # all that exists now is shared by every fork: the collector must not copy its pages into each
-    limits = fitted_limits(Limits(submission_seconds=args.timeout), workers)
+    count = min(args.workers, len(students))
+    workers.start(count)  # the limits are fitted to what is in use once they are started
+    limits = fitted_limits(Limits(submission_seconds=args.timeout), count)
     if device == "cuda":
-        limits = fit_to_gpu(limits, workers)
+        limits = fit_to_gpu(limits, count)
     suite = runner.suite_sha256(args.suites, args.assignment)
     jobs = [runner.Job(s, args.assignment, found.notebooks.get(s, args.submitted / s / args.assignment), args.out,
                        args.suites, device, limits, args.force, suite, found.refused.get(s),
                        str(watcher.state) if device == "cuda" else "", s in found.late) for s in students]
-    torch.set_num_threads(1)  # the trusted side's checks are small: threads only slow them down
     run = Run()
-    with multiprocessing.get_context("fork").Pool(workers, initializer=quiet_on_ctrl_c) as pool:
-        progress = tqdm(pool.imap_unordered(runner.grade_in_fork, jobs), total=len(jobs), unit="notebook",
-                        desc=f"grading {args.assignment} on {device}", file=sys.stderr)
-        for student, code, message in progress:
+    with tempfile.TemporaryDirectory(prefix="grading-jobs-") as folder:
+        runner.write_jobs(Path(folder), jobs)
+        progress = tqdm(workers.grade(folder, len(jobs), runner.time_allowed(limits)), total=len(jobs),
+                        unit="notebook", desc=f"grading {args.assignment} on {device}", file=sys.stderr)
+        for number, code, note in progress:
+            student, code, message = runner.outcome(jobs[number], Path(folder), number, code, note)
             if code == runner.GRADED:
                 run.graded.append(student)
                 if message:
@@ -327,11 +333,6 @@ def grade_all(p: arguments.Parser, args, found: Found, students: list[str], devi
     if device == "cuda":
         print(watcher.summary(), file=sys.stderr)
     return run
-
-
-def quiet_on_ctrl_c() -> None:
-    """A worker (and what it forks) ends at Ctrl-C without a traceback: the grader's process says it once."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def limit_text(name: str, limits: Limits) -> str:

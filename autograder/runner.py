@@ -1,8 +1,8 @@
 """Grade one submission: a sandbox for its code, the hidden suite on the trusted side.
 
-:func:`grade_in_fork` is what a worker runs per submission. The worker itself stays clean
-(torch imported, nothing read): a fresh fork reads the notebook, forks the sandbox from that
-still-clean state, and only then imports the hidden suite and runs it under pytest.
+:func:`grade_numbered` is what a worker runs per submission. The worker itself stays clean
+(torch imported, nothing read, not even the job): a fresh fork reads its job and the notebook, forks the
+sandbox from that still-clean state, and only then imports the hidden suite and runs it under pytest.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import importlib
 import os
+import pickle
 import re
 import signal
 import sys
@@ -203,45 +204,66 @@ def submission_of(job: Job) -> Submission:
     return read_submission(job.notebook, job.student, job.assignment)
 
 
-def grade_in_fork(job: Job) -> tuple[str, int, str]:
-    """Grade ``job`` in a forked process; returns (student, exit code, message): the limits hit when graded,
-    ``status: reason`` when not graded, the error when the grader failed."""
-    read_error, write_error = os.pipe()
+def write_jobs(folder: Path, jobs: list[Job]) -> None:
+    """Each job into a file of its own in ``folder`` (``0.job``, ...), for :func:`grade_numbered`."""
+    for number, job in enumerate(jobs):
+        (folder / f"{number}.job").write_bytes(pickle.dumps(job))
+
+
+def time_allowed(limits: Limits) -> float:
+    """Seconds a grading fork may take before its worker kills it: its submission's limits, and room for the suite."""
+    return limits.submission_seconds + limits.start_seconds + 120
+
+
+def grade_numbered(folder: str, seconds: float, number: int) -> tuple[int, int, str]:
+    """What a worker runs for job ``number`` of ``folder`` (:func:`write_jobs`): a fork reads the job, grades it
+    (:func:`grade_job`) and leaves its message in ``number.message``. Returns (``number``, the fork's exit code,
+    '' or why it failed as the worker saw it). The worker itself never reads a job, so a later submission's
+    sandbox, forked from it in turn, finds nothing of this one."""
     pid = os.fork()
     if pid == 0:
-        os.close(read_error)
-        code = FAILED
+        code, message = FAILED, ""
         try:
             trusted.bound()
-            submission = submission_of(job)
-            if already_graded(job, submission):
-                code = SKIPPED
-            else:
-                result = grade(job, submission)
-                result.write(job.out)
-                graded = result.status == GRADED_STATUS
-                message = ", ".join(result.limits_hit) if graded else f"{result.status}: {result.causes[0]}"
-                os.write(write_error, message.encode()[:8000])
-                code = GRADED if graded else NOT_GRADED
-        except BaseException as error:  # noqa: BLE001 - reported to the parent, never lost
-            os.write(write_error, f"{type(error).__name__}: {error}".encode()[:8000])
+            code, message = grade_job(pickle.loads((Path(folder) / f"{number}.job").read_bytes()))
+        except BaseException as error:  # noqa: BLE001 - reported to the grader, never lost
+            message = f"{type(error).__name__}: {error}"
         finally:
-            os._exit(code)
-    os.close(write_error)
-    deadline = time.monotonic() + job.limits.submission_seconds + job.limits.start_seconds + 120
+            try:
+                (Path(folder) / f"{number}.message").write_bytes(message.encode()[:8000])
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + seconds
     while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            os.close(read_error)
-            return failed(job, "grading did not finish in time")
+            return number, FAILED, "grading did not finish in time"
         time.sleep(0.02)
-    with os.fdopen(read_error, "rb") as pipe:
-        message = pipe.read().decode("utf-8", "replace")
-    code = os.waitstatus_to_exitcode(status[1])
-    if code in (GRADED, SKIPPED, NOT_GRADED):
+    return number, os.waitstatus_to_exitcode(status[1]), ""
+
+
+def grade_job(job: Job) -> tuple[int, str]:
+    """In a grading fork: grade ``job`` and write its result; returns (exit code, message): the limits hit when
+    graded, ``status: reason`` when not graded."""
+    submission = submission_of(job)
+    if already_graded(job, submission):
+        return SKIPPED, ""
+    result = grade(job, submission)
+    result.write(job.out)
+    if result.status == GRADED_STATUS:
+        return GRADED, ", ".join(result.limits_hit)
+    return NOT_GRADED, f"{result.status}: {result.causes[0]}"
+
+
+def outcome(job: Job, folder: Path, number: int, code: int, note: str) -> tuple[str, int, str]:
+    """In the grader, what :func:`grade_numbered` returned for ``job``: (student, exit code, message). A grading
+    fork that failed gets a result saying so (its message, else the worker's ``note``)."""
+    path = folder / f"{number}.message"
+    message = path.read_bytes().decode("utf-8", "replace") if path.exists() else ""
+    if code in (GRADED, SKIPPED, NOT_GRADED) and not note:
         return job.student, code, message
-    return failed(job, message or f"status {code}")
+    return failed(job, note or message or f"status {code}")
 
 
 def failed(job: Job, message: str) -> tuple[str, int, str]:

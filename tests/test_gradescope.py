@@ -12,6 +12,7 @@ import ast
 import concurrent.futures
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,12 +23,13 @@ import pytest
 from packaging.requirements import Requirement
 
 from autograder.package import GRADING, TORCH
-from autograder.sandbox.limits import (GRADER_RESERVE_MB, MB, MIN_MEMORY_MB, ContainerMemory, Limits,
+from autograder.sandbox.limits import (GRADER_RESERVE_MB, MB, MIN_MEMORY_MB, TMPFS_MOUNTS, ContainerMemory, Limits,
                                        container_memory, fit_to_container)
 from gradescope_sim import (CONTAINER_MB, CPU_SHARE, HEADROOM_MB, Container, package, results, run_autograder,
                             solution)
 
 ROOT = Path(__file__).resolve().parent.parent
+GALLERY = ROOT / "tests" / "gallery"
 
 # One function of each assignment misbehaves; the tests named after it (and only those) lose their points.
 HUNGRY = {"conv_basics": "corr2d_multi_in_out", "cnn_vs_fc": "evaluate", "receptive_fields": "conv_transpose2d"}
@@ -44,6 +46,8 @@ def {function}(*args, **kwargs):
         pass
 """,
 }
+# tests/gallery's entries that misbehave against the container itself, graded here beside the others
+CONTAINER_ENTRIES = {"conv_basics": sorted(p.stem for p in GALLERY.glob("container_*.py"))}
 
 
 @pytest.fixture
@@ -69,18 +73,22 @@ def submission(assignment: str, kind: str) -> nbformat.NotebookNode:
     notebook = solution(assignment)
     if kind in MISBEHAVIOUR:
         notebook.cells.append(nbformat.v4.new_code_cell(MISBEHAVIOUR[kind].format(function=HUNGRY[assignment])))
+    elif kind != "correct":
+        notebook.cells.append(nbformat.v4.new_code_cell((GALLERY / f"{kind}.py").read_text()))
     return notebook
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", list(HUNGRY))
 def test_run_autograder_within_gradescope_limits(container, assignment, tmp_path):
-    """Correct, memory-hungry and endless submissions, each in a container of its own (run side by side
-    to save time): each gets its own results.json, with the right score, and the OOM killer never strikes.
-    The correct one runs with less memory than Gradescope gives (HEADROOM_MB): the grader fits with room."""
+    """Correct, memory-hungry and endless submissions, and conv_basics's gallery entry that fills its tmpfs before
+    it hoards memory, each in a container of its own (run side by side to save time): each gets its own
+    results.json, with the right score, and the OOM killer never strikes. The correct one runs with less memory
+    than Gradescope gives (HEADROOM_MB): the grader fits with room."""
     source = package(assignment, tmp_path)
-    kinds = ["correct", *MISBEHAVIOUR]
-    memory = {"correct": HEADROOM_MB, "memory_hungry": CONTAINER_MB, "infinite_loop": CONTAINER_MB}
+    entries = CONTAINER_ENTRIES.get(assignment, [])
+    kinds = ["correct", *MISBEHAVIOUR, *entries]
+    memory = {kind: HEADROOM_MB if kind == "correct" else CONTAINER_MB for kind in kinds}
     containers = {kind: container(kind, memory[kind]) for kind in kinds}
     with concurrent.futures.ThreadPoolExecutor(len(kinds)) as pool:  # a fresh /autograder per submission
         runs = dict(zip(kinds, pool.map(lambda kind: run_autograder(
@@ -102,13 +110,18 @@ def test_run_autograder_within_gradescope_limits(container, assignment, tmp_path
     function = HUNGRY[assignment]
     its_points = sum(t["max_score"] for t in correct["tests"] if t["name"].startswith(f"{function}:"))
     assert its_points > 0
-    for kind, words in [("memory_hungry", "MemoryError"), ("infinite_loop", "time limit")]:
+    for kind, words in [("memory_hungry", "MemoryError"), ("infinite_loop", "time limit"),
+                        *((entry, "MemoryError") for entry in entries)]:
         result = graded[kind]
         assert [t["name"] for t in result["tests"]] == [t["name"] for t in correct["tests"]]
         assert result["score"] == correct["score"] - its_points, result["output"]
         failed = [t for t in result["tests"] if t["score"] < t["max_score"]]
         assert failed and all(t["name"].startswith(f"{function}:") and words in t["output"] for t in failed), failed
     assert "your code may use about" in graded["memory_hungry"]["output"]
+    if "container_fill_tmpfs" in entries:  # both tmpfs were filled, to the size its note gives
+        output = graded["container_fill_tmpfs"]["output"]
+        size = re.search(r"and write (\d+) MB in its folder and as much in /dev/shm", output)
+        assert size and f"filled its folder {size[1]} MB, /dev/shm {size[1]} MB" in output, output
 
 
 # --- the package: what setup.sh installs ----------------------------------------------------------
@@ -235,14 +248,26 @@ def test_no_container_memory_without_a_limit(tmp_path):
     assert container_memory(proc) is None
 
 
-@pytest.mark.parametrize("memory, workers, cap", [
-    (None, 2, Limits.memory_mb),                                   # no container: the default
-    (ContainerMemory(64 * 2**30, 2**30), 4, Limits.memory_mb),     # a big machine: the default
-    (ContainerMemory(768 * MB, 420 * MB), 1, 768 - 420 - GRADER_RESERVE_MB),
-    (ContainerMemory(768 * MB, 420 * MB), 2, MIN_MEMORY_MB),       # too small for 2: the floor
-])
-def test_memory_cap_fits_the_container(memory, workers, cap):
-    assert fit_to_container(Limits(), workers, memory).memory_mb == cap
+@pytest.mark.parametrize("memory, workers", [(None, 2),                                   # no container
+                                              (ContainerMemory(64 * 2**30, 2**30), 4)])  # a big machine
+def test_limits_kept_where_the_share_holds_them(memory, workers):
+    assert fit_to_container(Limits(), workers, memory) == Limits()
+
+
+def test_memory_cap_and_tmpfs_fit_the_container_together():
+    """Gradescope's 768 MB, 420 MB in use, one worker: a sandbox's address-space cap and its two tmpfs (its folder,
+    its /dev/shm: memory the container is charged for) fill its share together, scaled down alike."""
+    share = 768 - 420 - GRADER_RESERVE_MB
+    fitted = fit_to_container(Limits(), 1, ContainerMemory(768 * MB, 420 * MB))
+    assert share - 3 <= fitted.memory_mb + TMPFS_MOUNTS * fitted.file_mb <= share  # 3: each of three rounded down
+    assert 0 < fitted.file_mb < Limits.file_mb
+    assert abs(fitted.memory_mb / Limits.memory_mb - fitted.file_mb / Limits.file_mb) < 1 / Limits.file_mb
+
+
+def test_a_share_too_small_gets_the_floors():
+    """Two workers in 768 MB: the memory cap's floor, and a tmpfs of 1 MB (a size of 0 would set none)."""
+    fitted = fit_to_container(Limits(), 2, ContainerMemory(768 * MB, 420 * MB))
+    assert (fitted.memory_mb, fitted.file_mb) == (MIN_MEMORY_MB, 1)
 
 
 def other_python() -> Path | None:

@@ -241,9 +241,13 @@ def describe(error: BaseException, with_error: bool = True) -> str:
     if with_error:
         lines += traceback.format_exception_only(type(error), error)
     text = "".join(lines).strip()[:4000]
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC and not namespaces.STATE["unavailable"]:
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG)  # a folder, or the file limit
+    if full and not namespaces.STATE["unavailable"]:
         text += (f"\nYour code's own folder holds at most {namespaces.WORK_FILES:,} files and {FOLDER_MB} MB, its "
-                 f"/dev/shm {namespaces.SHM_FILES} files and {FOLDER_MB} MB.")
+                 f"/dev/shm {namespaces.SHM_FILES} files and {FOLDER_MB} MB; a file may be {FOLDER_MB} MB at most.")
+        if FOLDER_MB < Limits.file_mb:  # fitted into a small container (see limits.fit_to_container)
+            text += (f" That is less than the usual {Limits.file_mb} MB: this grader runs in a container with little "
+                     "memory, and what the two folders hold is memory.")
     return text
 
 

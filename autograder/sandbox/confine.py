@@ -77,9 +77,12 @@ def confine(limits: Limits, workdir: str, uid: int | None, readable: list[str], 
         rlimits[resource.RLIMIT_AS] = address_space_in_use() + limits.memory_mb * 2**20
     if limits.memory_mb < Limits.memory_mb:  # fitted into a small container (see limits.fit_to_container)
         warnings.append(f"this grader runs in a container with little memory: your code may use about "
-                        f"{limits.memory_mb} MB here (beyond that an allocation raises MemoryError)")
+                        f"{limits.memory_mb} MB here (beyond that an allocation raises MemoryError)"
+                        + (f", and write {limits.file_mb} MB in its folder and as much in /dev/shm"
+                           if limits.file_mb < Limits.file_mb else ""))
     for which, value in rlimits.items():
         resource.setrlimit(which, (value, value))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file limit fails (saying why), not the process
     writable = [workdir, *WRITE_DEVICES, *(glob.glob("/dev/nvidia*") if device == "cuda" else [])]
     if private := not namespaces.STATE["unavailable"]:  # entered when the process started (namespaces.enter)
         writable.append(namespaces.SHM)

@@ -3,7 +3,9 @@
 In a container with a memory limit (Gradescope's default is 768 MB) the sandboxes' memory cap is
 fitted below that limit by :func:`fit_to_container`, so that a submission that eats memory hits
 its own cap (an allocation fails, the student reads why) before the kernel's OOM killer picks a
-victim, which may be the grader itself.
+victim, which may be the grader itself. What a sandbox writes in its folder and its ``/dev/shm`` (each a
+tmpfs of ``file_mb``: :func:`.namespaces.enter`) is memory too, charged to the container but outside its
+address-space cap: both are fitted in the same share.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ MB = 2**20
 # 768 and the OOM killer struck once in two runs; with 136 it peaks at 754 MB, and the correct one gets 37/37 in 640.
 GRADER_RESERVE_MB = 136
 MIN_MEMORY_MB = 64       # below this a sandbox could not even run a notebook's cells
+TMPFS_MOUNTS = 2         # a sandbox's folder and its /dev/shm (namespaces.enter), file_mb each
 GPU_IN_ALL = 0.9         # of the GPU's memory, promised to all the CUDA sandboxes at once (the rest: their contexts)
 
 
@@ -31,7 +34,7 @@ class Limits:
     memory_mb: int = 2048               # beyond the interpreter's own footprint
     processes: int = 16                 # processes and threads of the sandbox user
     output_bytes: int = 32_000          # captured stdout + stderr kept for feedback
-    file_mb: int = 64                   # largest file the sandbox may write
+    file_mb: int = 64                   # largest file the sandbox may write, and the size of each of its tmpfs
     open_files: int = 256
     gpu_fraction: float = 0.4           # of the GPU's memory, on CUDA (its allocator refuses more; the grader's
                                         # GPU memory watcher stops a sandbox that takes more anyway)
@@ -44,12 +47,18 @@ class ContainerMemory:
 
 
 def fit_to_container(limits: Limits, workers: int, memory: ContainerMemory | None) -> Limits:
-    """``limits`` with each of ``workers`` sandboxes capped at its share of the container's free memory."""
+    """``limits`` with each of ``workers`` sandboxes fitted in its share of the container's free memory: its
+    address-space cap and its tmpfs together (its folder and ``/dev/shm``, ``file_mb`` each). Where the share
+    cannot hold them as they are, both are scaled down alike (a tmpfs keeps 1 MB at least: a size of 0 has none)."""
     if memory is None:
         return limits
     free_mb = (memory.limit - memory.used) // MB
     share = free_mb // max(workers, 1) - GRADER_RESERVE_MB
-    return dataclasses.replace(limits, memory_mb=max(MIN_MEMORY_MB, min(limits.memory_mb, share)))
+    wanted = limits.memory_mb + TMPFS_MOUNTS * limits.file_mb
+    if share >= wanted:
+        return limits
+    return dataclasses.replace(limits, memory_mb=max(MIN_MEMORY_MB, limits.memory_mb * share // wanted),
+                               file_mb=max(1, limits.file_mb * share // wanted))
 
 
 def fit_to_gpu(limits: Limits, workers: int) -> Limits:
