@@ -218,7 +218,7 @@ ANSWERS = {
     "05_pooling": (1, "max pool: tensor([[-1., -1.],"),
     "06_simple_convnet": (2, "mat1 and mat2 shapes cannot be multiplied (1x64 and 36x10)"),
     "07_convnet_vs_fc": (3, "loss 2.3026"),
-    "08_dilation_transposed": (1, "dilation=3: spans 7 pixels"),
+    "08_dilation_transposed": (3, "kernel 6: interior counts [4.0]"),
 }
 
 
@@ -299,8 +299,9 @@ def explorer_cells(explorer) -> list[tuple[int, int]]:
 
 def test_explorer_agrees_with_pytorch(built_site, site, page):
     page.goto(f"{site}/book/03_stride.html", wait_until="networkidle")
-    explorer = page.locator("section.shape-explorer")
-    assert explorer.count() == 1
+    explorers = page.locator("section.shape-explorer")
+    assert explorers.count() == 2  # the stride's, then the dilation's
+    explorer = explorers.first
     explorer.get_by_label("Width as height", exact=True).uncheck()
     fields = {(key, axis): explorer.get_by_role("spinbutton", name=f"{label} {axis}", exact=True)
               for key, label in SETTINGS.items() for axis in ("height", "width")}
@@ -389,12 +390,16 @@ def test_explorer_works_by_keyboard(site, page):
 
 
 def test_explorer_draws_dilation_and_transposed_convolutions(site, page):
-    page.goto(f"{site}/book/08_dilation_transposed.html", wait_until="networkidle")
-    dilated, transposed = (page.locator("section.shape-explorer").nth(i) for i in range(2))
+    page.goto(f"{site}/book/03_stride.html", wait_until="networkidle")
+    dilated = page.locator("section.shape-explorer").nth(1)
     assert dilated.locator(".shape-explorer__shape").inner_text() == "Output: 3 \u00d7 3"  # 7, k 3, d 2
     assert dilated.locator("rect.cell--shaded").count() == 9 + 1  # the kernel's nine elements, one output
     assert dilated.locator(".shape-explorer__position").inner_text().startswith(
         "Window 1 of 9: output element (0, 0) reads padded-input rows 0 to 4, every 2")
+    assert axe_violations(page) == []
+    page.goto(f"{site}/book/08_dilation_transposed.html", wait_until="networkidle")
+    transposed = page.locator("section.shape-explorer")
+    assert transposed.count() == 1
     assert transposed.locator(".shape-explorer__shape").inner_text() == "Output: 6 \u00d7 6"
     assert transposed.locator(".shape-explorer__formula").inner_text().endswith("+ 1 + 1 = 6")
     transposed.get_by_role("button", name="Next element").click()

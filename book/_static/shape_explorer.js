@@ -132,8 +132,11 @@
     const id = `shape-explorer-${++instances}`;
     const start = OPERATIONS[root.dataset.operation] ? root.dataset.operation : "conv";
     root.replaceChildren();
-    // several explorers on one page need different names (each is a landmark): name the layer each starts with
-    const title = all.length > 1 ? `Explore the output shape: ${OPERATIONS[start].label}` : "Explore the output shape";
+    // several explorers on one page need different names (each is a landmark): name the layer each starts with,
+    // and whether it starts dilated (the stride chapter has a plain and a dilated cross-correlation)
+    const dilated = (root.dataset.dilation || "1").split(/\s+/).some((value) => Number(value) > 1);
+    const layer = `${OPERATIONS[start].label}${dilated ? ", dilated" : ""}`;
+    const title = all.length > 1 ? `Explore the output shape: ${layer}` : "Explore the output shape";
     root.append(element("p", { class: "shape-explorer__title", id: `${id}-title` }, title));
     root.setAttribute("aria-labelledby", `${id}-title`);
 

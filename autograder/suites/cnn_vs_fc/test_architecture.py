@@ -14,7 +14,7 @@ import reference
 from autograder.expect import expect_equal, expect_tensor
 from reference import with_weights
 
-pytestmark = pytest.mark.book("06_simple_convnet", "The architecture")
+pytestmark = pytest.mark.book("06_simple_convnet", "A network without nonlinearities between its convolutions")
 FCNET = pytest.mark.book("07_convnet_vs_fc", "Three networks")
 CHILDREN = f"import inspect\n{inspect.getsource(layers.spec)}" + """
 net = ConvNet()

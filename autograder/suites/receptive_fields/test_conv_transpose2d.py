@@ -63,7 +63,7 @@ def test_padding(submission, padding):
     check(submission, torch.randn(3, 4), torch.randn(3, 3), padding=padding)
 
 
-@pytest.mark.book("08_dilation_transposed", "Dilation: gaps between the kernel's elements")
+@pytest.mark.book("03_stride", "Dilation: gaps between the kernel's elements")
 @pytest.mark.parametrize("dilation", [2, 3])
 def test_dilation(submission, dilation):
     """conv_transpose2d: dilation {dilation} (3×3 input, 2×3 kernel)"""

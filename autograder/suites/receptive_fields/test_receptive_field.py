@@ -81,7 +81,7 @@ SIZES_DILATED = {"one 3×3 convolution with dilation 2": [(3, 1, 2, 2)],
                  "3×3 convolutions with dilations 1, 2 and 4, stride 1": [(3, 1, 1, 1), (3, 1, 2, 2), (3, 1, 4, 4)]}
 
 
-@pytest.mark.book("08_dilation_transposed", "Dilation: gaps between the kernel's elements")
+@pytest.mark.book("03_stride", "Dilation: gaps between the kernel's elements")
 @pytest.mark.parametrize("case", SIZES_DILATED)
 def test_size_dilated(submission, case):
     """receptive_field: the sizes of {case}"""
