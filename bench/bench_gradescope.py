@@ -1,9 +1,9 @@
 """The Gradescope package's headroom: each assignment's reference solution graded by the packaged
 ``run_autograder``, RUNS times, each in a fresh simulated container with less memory than Gradescope
-gives (640 MB of its 768 MB) and half a CPU. Prints each run's score, wall time, peak memory and OOM
+gives (680 MB of its 768 MB) and half a CPU. Prints each run's score, wall time, peak memory and OOM
 kills; exits 1 unless every run got full marks without an OOM kill. Needs root (cgroup v1).
 
-    .venv/bin/python bench/bench_gradescope.py [--runs 5] [--memory-mb 640]
+    .venv/bin/python bench/bench_gradescope.py [--runs 5] [--memory-mb 680]
 """
 from __future__ import annotations
 

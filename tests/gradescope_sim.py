@@ -20,7 +20,13 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_MB, CPU_SHARE = 768, 0.5  # Gradescope's default container
-HEADROOM_MB = 640                   # the reference solutions must fit in this much, with room to spare
+# The reference solutions must fit in this much, with room to spare (88 MB less than Gradescope gives). The correct
+# cnn_vs_fc needs a sandbox cap (address space beyond the interpreter's) near 88 MB: grade's own run, its cap forced,
+# lost the 6 design-accuracy points in 1 of 2 runs at 80 and 84 MB and 1 of 3 at 76 (its 25 MB training tensor, or
+# oneDNN's buffers, refused), none at 88-104 (2 and 5 runs). In 640 MB the cap came to 76 MB (the grader's reserve per worker and its
+# tmpfs counted in the share), which made this test's outcome a matter of chance; in 680 MB it is 114. The CUDA build
+# of torch here takes ~150 MB more than the CPU build Gradescope installs, so Gradescope's room is larger still.
+HEADROOM_MB = 680
 V1 = Path("/sys/fs/cgroup")
 
 

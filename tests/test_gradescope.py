@@ -2,7 +2,7 @@
 
 `python -m autograder package` builds the zip; it is unpacked into a simulated /autograder and its
 own `run_autograder` grades one submission per container, here a cgroup with Gradescope's default
-limits, 768 MB of memory and half a CPU, and 640 MB for the reference solutions, which must fit with room
+limits, 768 MB of memory and half a CPU, and 680 MB for the reference solutions, which must fit with room
 (`gradescope_sim.py`; `bench/bench_gradescope.py` repeats that run). Each run's wall time and peak memory
 are printed (`pytest -s`): they are the figures in the instructors' page.
 """
