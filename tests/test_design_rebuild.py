@@ -232,9 +232,19 @@ def test_tensors_in_arguments_and_huge_literals_are_refused():
     (lambda x: F.leaky_relu(x, negative_slope=1.0), False), (lambda x: F.hardtanh(x, -1e9, 1e9), False),
     (lambda x: torch.clamp(x, min=-1e9), False), (lambda x: x, False)])
 def test_an_activation_counts_when_it_is_not_linear_with_its_arguments(activation, nonlinear):
+    """The hidden test counts an activation only when it is not linear with its arguments; the notebook's visible
+    test refuses the same nets first, in the same words."""
     net = design.rebuild(design.describe(conv_then(activation)))
     found = net.activations_after_convolution()
     assert any(ok for _, ok in found) == nonlinear, found
+    words = "that is non-linear with the arguments given is applied"
+    hidden = graded(lambda: conv_then(activation)).get("activation", "")
+    assert (words in hidden) != nonlinear, hidden
+    if nonlinear:
+        visible_test(lambda: conv_then(activation))
+    else:
+        with pytest.raises(AssertionError, match=re.escape(words)):
+            visible_test(lambda: conv_then(activation))
 
 
 class Counter(nn.Module):
