@@ -298,8 +298,13 @@ class FrozenPieces(nn.Module):
 
 
 def test_frozen_weights_are_refused_after_training_however_small_each_tensor():
-    words = ("training changed none of the 1,704 values of conv.weight, conv.bias, pieces.0.weight, pieces.0.bias, "
-             "pieces.1.weight, pieces.1.bias and 28 more:")
+    """Weights the optimizer is not given stay as they were: the visible test says so before training, the hidden
+    test refuses them after it, counting every tensor, however small."""
+    words = ("none of the 1,704 values of conv.weight, conv.bias, pieces.0.weight, pieces.0.bias, pieces.1.weight, "
+             "pieces.1.bias and 28 more:")
+    with pytest.raises(AssertionError, match=re.escape(f"training can change {words}")):  # the notebook's, first
+        visible_test(FrozenPieces)
+    words = f"training changed {words}"
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (64,), generator=generator)
