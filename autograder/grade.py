@@ -84,7 +84,8 @@ def parser() -> arguments.Parser:
                           "`python -m autograder merge`; default: everyone)")
     one.add_argument("--student", metavar="ID",
                      help="grade only this student of the class, as `nbgrader autograde --student` does (the "
-                          "formgrader's Autograde button runs it so); the others' results stay as they are")
+                          "formgrader's Autograde button runs it so); the others' results stay as they are "
+                          "(default: everyone)")
     p.add_argument("--suites", type=Path, default=SUITES, help=argparse.SUPPRESS)
     return p
 
