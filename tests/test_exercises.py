@@ -402,6 +402,7 @@ def test_cnn_vs_fc_reads_the_sample_shipped_beside_it():
     solution's copy is byte for byte the book's (coursekit/mnist_sample), so git stores it once."""
     code = "\n".join(cell.source for cell in read(solution_path("cnn_vs_fc")).cells if cell.cell_type == "code")
     assert 'Path("mnist_sample")' in code and "MNIST_FULL" in code and "coursekit" not in code
+    assert "download=True" not in code, "the notebook must run offline: nothing in it downloads data"
     assert "../" not in code, "the notebook must not reach outside its own folder"
     assert re.search(r"DataLoader\(test_set, [^)]*shuffle=False", code), "the test loader is not shuffled"
     shipped = sorted(path.name for path in (ROOT / "solutions" / "cnn_vs_fc" / "mnist_sample").iterdir())
