@@ -4,7 +4,7 @@ The course ships 10,000 real MNIST digits (8,000 train / 2,000 test) as gzip'ed 
 and torchvision's download names, inside this package (``coursekit/mnist_sample/``, made by
 ``data/make_mnist_sample.py``), so everything runs offline, from the repository or from a ``pip install`` of
 the course. Set the environment variable ``MNIST_FULL=1`` to use the full 70,000-digit MNIST instead, read by
-torchvision from ``~/.cache/convnets-course/MNIST/raw/`` (or ``$XDG_CACHE_HOME``), where you put its four files:
+torchvision from ``~/.cache/convnets-course/MNIST/raw/`` (or ``$XDG_CACHE_HOME``), where you put its four files, unpacked:
 nothing here downloads anything.
 """
 from __future__ import annotations
