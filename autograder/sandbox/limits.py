@@ -19,7 +19,7 @@ MB = 2**20
 # peaks at 50 MB, in cnn_vs_fc's training tests), the pages a sandbox copies from the grader (about 20 MB,
 # not counted by its address-space cap), the processes of its namespaces (a reaper and the one that waits for
 # it) and its spares; measured as in tests/gradescope_sim.py: with 120 the memory-hungry cnn_vs_fc reached 768 MB of
-# 768 and the OOM killer struck once in two runs; with 136 it peaks at 754 MB, and the correct one gets 37/37 in 640.
+# 768 and the OOM killer struck once in two runs; with 136 (and the tmpfs fitted apart) it peaks at 733-738 MB.
 GRADER_RESERVE_MB = 136
 MIN_MEMORY_MB = 64       # below this a sandbox could not even run a notebook's cells
 TMPFS_MOUNTS = 2         # a sandbox's folder and its /dev/shm (namespaces.enter), file_mb each
